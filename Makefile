@@ -1,0 +1,57 @@
+# Descent Dynamics. On a fresh machine: `make lab` (read the book) or `make test` (check everything).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+VENDOR := book/_vendor/.stamp
+CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
+export JUPYTER_PLATFORM_DIRS := 1
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: install lab book test lint notebooks bench clean
+
+# The Python environment: the project and its dev + book extras, in .venv.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,book]'
+	touch $@
+
+# Front-end files the site serves itself: MathJax (npm) and plotly.js (from the plotly wheel).
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+$(VENDOR): node_modules/.package-lock.json $(STAMP)
+	rm -rf book/_vendor && mkdir -p book/_vendor
+	cp -r node_modules/mathjax/es5 book/_vendor/mathjax
+	$(BIN)/python -c "import shutil; from widgets.sphinx_plotly import plotly_js_path; shutil.copy(plotly_js_path(), 'book/_vendor/plotly.min.js')"
+	touch $@
+
+install: $(STAMP) $(VENDOR)
+
+# JupyterLab on the book, on 127.0.0.1 with a random token (printed in the terminal).
+lab: install
+	$(BIN)/jupyter lab --ServerApp.root_dir=book --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True)
+
+# The HTML site in book/_build/html, offline; any Sphinx warning fails the build.
+book: install
+	$(BIN)/jupyter-book build book --warningiserror --nitpick --keep-going
+
+# Lint, unit + widget + site + browser tests, and nbval on every chapter.
+test: install lint
+	$(BIN)/python -m pytest tests $(CHAPTERS) --nbval --nbval-current-env --nbval-cell-timeout=600
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Re-execute every chapter in place (test mode: quiet progress bars) and refresh book/status.md.
+notebooks: install
+	$(BIN)/python book/_tools/execute.py $(CHAPTERS)
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf book/_build book/_vendor .pytest_cache

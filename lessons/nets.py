@@ -1,0 +1,80 @@
+r"""Networks as plain pytrees: an MLP is a list of ``(W, b)`` layers, nothing more.
+
+Layer ``i`` maps :math:`a_i \mapsto a_{i+1} = \sigma(a_i W_i + b_i)` (no :math:`\sigma` on the last),
+with ``W_i`` of shape ``(d_in, d_out)``, so a batch ``x`` of shape ``(n, d_in)`` goes through as
+``x @ W + b``. Keeping the list explicit is what the layerwise and control chapters need: the layer
+structure is data, not something traced out of a framework.
+
+Example::
+
+    >>> import jax
+    >>> from lessons.nets import init_mlp, mlp
+    >>> params = init_mlp([2, 16, 16, 1], key=jax.random.key(0))
+    >>> mlp(params, jax.numpy.zeros((5, 2))).shape
+    (5, 1)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lessons.data import check_key
+
+Params = list[tuple[jax.Array, jax.Array]]
+
+
+def init_mlp(sizes: Sequence[int], *, key, dtype=jnp.float32) -> Params:
+    r"""LeCun-normal initialisation: :math:`W_{jk} \sim \mathcal N(0, 1/d_{in})`, :math:`b = 0`."""
+    sizes = list(sizes)
+    if len(sizes) < 2 or not all(isinstance(s, int) and s > 0 for s in sizes):
+        raise ValueError(f"sizes must be a list of at least two positive integers, got {sizes!r}")
+    check_key(key)
+    return _init_mlp(key, tuple(sizes), jnp.dtype(dtype))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _init_mlp(key, sizes, dtype):
+    keys = jax.random.split(key, len(sizes) - 1)
+    return [
+        (jax.random.normal(k, (d_in, d_out), dtype) / jnp.sqrt(d_in).astype(dtype), jnp.zeros((d_out,), dtype))
+        for k, d_in, d_out in zip(keys, sizes[:-1], sizes[1:], strict=True)
+    ]
+
+
+def mlp(params: Params, x: jax.Array, activation: Callable[[jax.Array], jax.Array] = jnp.tanh) -> jax.Array:
+    """Apply the MLP to a batch ``x`` of shape ``(n, d_in)``; returns ``(n, d_out)`` (linear last layer)."""
+    if x.ndim != 2 or x.shape[1] != params[0][0].shape[0]:
+        raise ValueError(f"x must have shape (n, {params[0][0].shape[0]}), got {x.shape}")
+    for W, b in params[:-1]:
+        x = activation(x @ W + b)
+    W, b = params[-1]
+    return x @ W + b
+
+
+def num_params(params) -> int:
+    """Total number of scalars in a pytree of arrays."""
+    return sum(int(leaf.size) for leaf in jax.tree.leaves(params))
+
+
+def binary_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    r"""Mean logistic loss :math:`\frac1n \sum_i \log(1 + e^{-s_i z_i})`, :math:`s_i = 2 y_i - 1`."""
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits.reshape(labels.shape), labels))
+
+
+def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Fraction of examples where ``logits > 0`` agrees with ``labels == 1``."""
+    return jnp.mean((logits.reshape(labels.shape) > 0) == (labels > 0.5))
+
+
+def classifier_loss(x: jax.Array, y: jax.Array, activation=jnp.tanh) -> Callable[[Params], jax.Array]:
+    """The full-batch logistic loss of an MLP binary classifier on ``(x, y)``, as ``params -> scalar``."""
+
+    def loss(params):
+        return binary_cross_entropy(mlp(params, x, activation), y)
+
+    return loss

@@ -1,0 +1,51 @@
+"""Generated data sets: shapes, balance, determinism, and the spiral geometry."""
+
+import jax
+import numpy as np
+import pytest
+
+from lessons import data
+
+
+def test_two_spirals_shapes_balance_and_determinism():
+    x, y = data.two_spirals(257, key=jax.random.key(0))
+    assert x.shape == (257, 2) and y.shape == (257,)
+    assert int(y.sum()) == 257 - 257 // 2
+    x2, y2 = data.two_spirals(257, key=jax.random.key(0))
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_array_equal(y, y2)
+    x3, _ = data.two_spirals(257, key=jax.random.key(1))
+    assert not np.allclose(x, x3)
+
+
+def test_two_spirals_without_noise_lie_on_their_arms():
+    x, y = data.two_spirals(200, key=jax.random.key(3), noise=0.0, turns=1.0)
+    x, y = np.asarray(x, float), np.asarray(y)
+    r = np.linalg.norm(x, axis=1)
+    phi = np.arctan2(x[:, 1], x[:, 0])
+    # angle = 2 pi turns r + pi c (mod 2 pi)
+    residual = np.angle(np.exp(1j * (phi - 2 * np.pi * r - np.pi * y)))
+    np.testing.assert_allclose(residual, 0.0, atol=1e-5)
+    assert r.min() >= 0.05 - 1e-6 and r.max() <= 1.0 + 1e-6
+
+
+def test_legacy_uint32_keys_are_accepted():
+    x, _ = data.two_spirals(10, key=jax.random.PRNGKey(0))
+    assert x.shape == (10, 2)
+
+
+@pytest.mark.parametrize("n", [1, 0, 2.5, "10"])
+def test_bad_n(n):
+    with pytest.raises(ValueError, match="n must be"):
+        data.two_spirals(n, key=jax.random.key(0))
+
+
+@pytest.mark.parametrize("key", [0, np.zeros(2), None, jax.numpy.zeros(3, jax.numpy.uint32)])
+def test_bad_key_names_the_argument(key):
+    with pytest.raises(ValueError, match="key must be a JAX PRNG key"):
+        data.two_spirals(10, key=key)
+
+
+def test_bad_noise():
+    with pytest.raises(ValueError, match="noise"):
+        data.two_spirals(10, key=jax.random.key(0), noise=-1.0)

@@ -1,0 +1,87 @@
+"""Exercise checkers: they accept the reference, reject wrong answers with a useful message, and
+every solution printed in the book's dropdowns passes its checker."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lessons import exercises
+from lessons.first_order import gd_rate
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_checker_accepts_the_reference():
+    result = exercises.check_gd_rate(gd_rate)
+    assert result and result.passed and "all 20 seeded cases" in repr(result)
+
+
+def test_checker_reports_the_first_differing_case():
+    result = exercises.check_gd_rate(lambda learning_rate, mu, L: abs(1 - learning_rate * L))
+    assert not result
+    assert "differs" in result.message and "input:" in result.message and "expected:" in result.message
+
+
+@pytest.mark.parametrize(
+    "fn, fragment",
+    [
+        (lambda learning_rate, mu, L: None, "returned None"),
+        (lambda learning_rate, mu, L: 1 / 0, "raised ZeroDivisionError"),
+        (lambda learning_rate, mu, L: (_ for _ in ()).throw(NotImplementedError), "not implemented yet"),
+        (lambda learning_rate, mu, L: [1.0, 2.0], "returned shape (2,), expected ()"),
+        (lambda learning_rate, mu, L: "fast", "returned str"),
+    ],
+)
+def test_checker_explains_what_is_wrong(fn, fragment):
+    result = exercises.check_gd_rate(fn)
+    assert not result and fragment in result.message
+
+
+def test_checker_rejects_non_callables():
+    with pytest.raises(TypeError, match="expected a function"):
+        exercises.check_gd_rate(3.0)
+
+
+def test_heavy_ball_checker_catches_a_sign_error():
+    good = lambda x, x_prev, grad, learning_rate, momentum: x - learning_rate * grad + momentum * (x - x_prev)
+    bad = lambda x, x_prev, grad, learning_rate, momentum: x - learning_rate * grad - momentum * (x - x_prev)
+    assert exercises.check_heavy_ball_step(good)
+    assert not exercises.check_heavy_ball_step(bad)
+
+
+def test_stable_learning_rate_checker_catches_1_over_L():
+    assert exercises.check_max_stable_learning_rate(lambda H: 2 / np.linalg.eigvalsh(H)[-1])
+    assert not exercises.check_max_stable_learning_rate(lambda H: 1 / np.linalg.eigvalsh(H)[-1])
+
+
+def book_exercises(path):
+    """(checker name, function name, solution code) for each exercise of a chapter."""
+    cells = json.loads(path.read_text())["cells"]
+    found = []
+    for i, cell in enumerate(cells):
+        source = "".join(cell["source"])
+        if cell["cell_type"] != "code":
+            continue
+        call = re.search(r"^(check_\w+)\((\w+)\)\s*$", source, re.MULTILINE)
+        if not call:
+            continue
+        following = "".join(cells[i + 1]["source"]) if i + 1 < len(cells) else ""
+        solution = re.search(r":::\{dropdown\} Solution\s*\n```python\n(.*?)```", following, re.DOTALL)
+        found.append((call.group(1), call.group(2), solution.group(1) if solution else None))
+    return found
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_every_book_exercise_has_a_solution_that_passes_its_checker(path):
+    found = book_exercises(path)
+    assert len(found) >= 3, f"{path.name}: needs at least three exercises with checkers"
+    for checker, function, solution in found:
+        assert solution is not None, f"{path.name}: {checker} has no solution dropdown right after it"
+        namespace = {}
+        exec(compile(solution, f"{path.name}:{checker}", "exec"), namespace)
+        result = getattr(exercises, checker)(namespace[function])
+        assert result.passed, f"{path.name}: the book's solution fails {checker}: {result.message}"

@@ -1,0 +1,63 @@
+"""The MLP as a list of (W, b): forward pass against NumPy, initialisation, losses."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lessons import nets
+
+
+def test_forward_matches_numpy():
+    params = nets.init_mlp([3, 5, 4, 2], key=jax.random.key(0), dtype=jnp.float64)
+    x = np.random.default_rng(0).normal(size=(7, 3))
+    a = x
+    for W, b in params[:-1]:
+        a = np.tanh(a @ np.asarray(W) + np.asarray(b))
+    ref = a @ np.asarray(params[-1][0]) + np.asarray(params[-1][1])
+    np.testing.assert_allclose(nets.mlp(params, jnp.asarray(x)), ref, rtol=1e-12)
+    assert nets.num_params(params) == 3 * 5 + 5 + 5 * 4 + 4 + 4 * 2 + 2
+
+
+def test_init_is_lecun_normal():
+    (W, b), *_ = nets.init_mlp([400, 300, 1], key=jax.random.key(1))
+    assert W.shape == (400, 300) and W.dtype == jnp.float32
+    assert np.std(np.asarray(W)) == pytest.approx(1 / np.sqrt(400), rel=0.02)
+    assert np.all(np.asarray(b) == 0)
+
+
+def test_binary_cross_entropy_and_accuracy_match_formulas():
+    rng = np.random.default_rng(2)
+    z, y = rng.normal(size=50), (rng.random(50) > 0.5).astype(float)
+    ref = np.mean(np.log1p(np.exp(-(2 * y - 1) * z)))
+    assert float(nets.binary_cross_entropy(jnp.asarray(z)[:, None], jnp.asarray(y))) == pytest.approx(ref, rel=1e-12)
+    assert float(nets.accuracy(jnp.asarray(z), jnp.asarray(y))) == pytest.approx(np.mean((z > 0) == (y > 0.5)))
+
+
+def test_classifier_loss_gradient_matches_finite_differences():
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(20, 2)))
+    y = jnp.asarray((np.random.default_rng(4).random(20) > 0.5).astype(float))
+    params = nets.init_mlp([2, 4, 1], key=jax.random.key(5), dtype=jnp.float64)
+    loss = nets.classifier_loss(x, y)
+    g = jax.grad(loss)(params)
+    W0 = np.asarray(params[0][0])
+    E = np.zeros_like(W0)
+    E[1, 2] = 1e-6
+    plus = [(params[0][0] + E, params[0][1]), params[1]]
+    minus = [(params[0][0] - E, params[0][1]), params[1]]
+    fd = (float(loss(plus)) - float(loss(minus))) / 2e-6
+    assert float(g[0][0][1, 2]) == pytest.approx(fd, rel=1e-6)
+
+
+@pytest.mark.parametrize("sizes", [[3], [], [2, 0, 1], [2, 3.5, 1]])
+def test_bad_sizes(sizes):
+    with pytest.raises(ValueError, match="sizes"):
+        nets.init_mlp(sizes, key=jax.random.key(0))
+
+
+def test_wrong_input_shape_and_key():
+    params = nets.init_mlp([2, 3, 1], key=jax.random.key(0))
+    with pytest.raises(ValueError, match="x must have shape"):
+        nets.mlp(params, jnp.zeros((4, 3)))
+    with pytest.raises(ValueError, match="key"):
+        nets.init_mlp([2, 3, 1], key=42)

@@ -1,0 +1,9 @@
+"""Descent Dynamics widgets: ipywidgets + plotly apps built on :mod:`lessons`, and the book's figures.
+
+Each app has a plain-Python API (``run(steps)``, ``figure``, its controls as attributes) and a
+``static_figure()`` for the rendered site, where no kernel runs.
+"""
+
+from widgets.optimizer_race import OptimizerRace
+
+__all__ = ["OptimizerRace"]
