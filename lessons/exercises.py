@@ -142,3 +142,111 @@ def check_max_stable_learning_rate(fn: Callable[[np.ndarray], float]) -> CheckRe
         H = Q @ np.diag(rng.uniform(0.1, 10.0, size=n)) @ Q.T
         cases.append(dict(H=(H + H.T) / 2))
     return compare("max_stable_learning_rate", fn, reference, cases, rtol=1e-6)
+
+
+# --- Chapter 2: Newton's method -------------------------------------------------------------------
+
+
+def _spd(rng: np.random.Generator, n: int, low: float = 0.1, high: float = 10.0) -> np.ndarray:
+    Q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    H = Q @ np.diag(rng.uniform(low, high, size=n)) @ Q.T
+    return (H + H.T) / 2
+
+
+def check_newton_step(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> CheckResult:
+    """Exercise 2.1: ``fn(H, g)`` -> the Newton step ``-H^{-1} g`` for an SPD ``H``."""
+    rng = _rng(21)
+    cases = [dict(H=_spd(rng, n), g=rng.normal(size=n)) for n in (2, 3, 5, 8)]
+    return compare("newton_step", fn, lambda H, g: -np.linalg.solve(H, g), cases, rtol=1e-6, atol=1e-9)
+
+
+def _test_function(A, B):
+    import jax.numpy as jnp
+
+    A, B = jnp.asarray(A), jnp.asarray(B)
+    return lambda x: jnp.sum(jnp.sin(A @ x)) + 0.5 * x @ B @ x + jnp.sum(x**4) / 12
+
+
+def check_hvp(fn: Callable) -> CheckResult:
+    """Exercise 2.2: ``fn(f, x, v)`` -> the Hessian-vector product of ``f`` at ``x`` along ``v`` (JAX)."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = _rng(22)
+    cases = []
+    for n in (2, 4, 6):
+        f = _test_function(rng.normal(size=(3, n)), _spd(rng, n))
+        cases.append(dict(f=f, x=jnp.asarray(rng.normal(size=n)), v=jnp.asarray(rng.normal(size=n))))
+
+    def reference(f, x, v):
+        return np.asarray(jax.hessian(f)(x) @ v)
+
+    return compare("hvp", fn, reference, cases, rtol=1e-4, atol=1e-5)
+
+
+def check_conjugate_gradient(fn: Callable[[np.ndarray, np.ndarray, int], np.ndarray]) -> CheckResult:
+    """Exercise 2.3: ``fn(A, b, num_iters)`` -> the CG iterate after ``num_iters`` steps from ``x_0 = 0``."""
+    import jax.numpy as jnp
+
+    from lessons.newton import conjugate_gradient
+
+    def reference(A, b, num_iters):
+        result = conjugate_gradient(lambda v: jnp.asarray(A) @ v, jnp.asarray(b), max_iters=num_iters, tol=1e-30)
+        return np.asarray(result.x)
+
+    rng = _rng(23)
+    cases = [dict(A=_spd(rng, n), b=rng.normal(size=n), num_iters=k) for n, k in ((4, 1), (6, 3), (10, 4), (8, 8))]
+    return compare("conjugate_gradient", fn, reference, cases, rtol=1e-4, atol=1e-6)
+
+
+# --- Chapter 3: curvature and landscapes ----------------------------------------------------------
+
+
+def _symmetric(rng: np.random.Generator, n: int) -> np.ndarray:
+    A = rng.normal(size=(n, n))
+    return (A + A.T) / 2
+
+
+def check_power_step(fn: Callable[[np.ndarray, np.ndarray], tuple]) -> CheckResult:
+    """Exercise 3.1: ``fn(A, v)`` -> ``(w, rho)``: the next unit vector ``A v / ||A v||`` and the Rayleigh
+    quotient ``rho = v^T A v / v^T v`` of the current ``v``, as one flat array ``[*w, rho]`` or a pair."""
+
+    def reference(A, v):
+        w = A @ v
+        return np.concatenate([w / np.linalg.norm(w), [v @ A @ v / (v @ v)]])
+
+    def flattened(A, v):
+        out = fn(A, v)
+        if isinstance(out, tuple) and len(out) == 2:
+            return np.concatenate([np.ravel(np.asarray(out[0], float)), np.ravel(np.asarray(out[1], float))])
+        return out
+
+    rng = _rng(31)
+    cases = [dict(A=_symmetric(rng, n), v=rng.normal(size=n)) for n in (2, 3, 5, 8)]
+    if not callable(fn):
+        return compare("power_step", fn, reference, cases)
+    return compare("power_step", flattened, reference, cases, rtol=1e-6, atol=1e-9)
+
+
+def check_hutchinson(fn: Callable[[np.ndarray, np.ndarray], float]) -> CheckResult:
+    """Exercise 3.2: ``fn(matvec, probes)`` -> the Hutchinson estimate ``mean_l v_l^T A v_l`` over the rows of ``probes``."""
+    rng = _rng(32)
+    cases = []
+    for n, s in ((3, 1), (5, 4), (10, 7), (20, 50)):
+        A = _symmetric(rng, n)
+        cases.append(dict(matvec=lambda v, A=A: A @ v, probes=rng.choice([-1.0, 1.0], size=(s, n))))
+    reference = lambda matvec, probes: np.mean([v @ matvec(v) for v in probes])
+    return compare("hutchinson", fn, reference, cases, rtol=1e-6, atol=1e-9)
+
+
+def check_delta2_closed_form(fn: Callable) -> CheckResult:
+    """Exercise 3.3: ``fn(a, c, B, sigma)`` -> ``E (a + c^T z + z^T B z / 2)^2`` for ``z ~ N(0, sigma^2 I)``, ``B`` symmetric."""
+    from lessons.stability import delta2_closed_form
+
+    rng = _rng(33)
+    cases = [
+        dict(a=float(rng.normal()), c=rng.normal(size=d), B=_symmetric(rng, d), sigma=float(rng.uniform(0.1, 2.0)))
+        for d in (1, 2, 3, 5, 8)
+    ]
+    reference = lambda a, c, B, sigma: float(delta2_closed_form(a, np.asarray(c, np.float64), np.asarray(B, np.float64), sigma))
+    return compare("delta2_closed_form", fn, reference, cases, rtol=1e-4, atol=1e-8)

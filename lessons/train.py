@@ -153,6 +153,8 @@ class History:
         diverged_at: the step whose loss was not finite, or ``None``.
         message: a sentence for humans: finished, or where and why it stopped.
         snapshots: ``(step, params)`` pairs, recorded every ``snapshot_every`` steps (and at 0).
+        records: what ``record(params, opt_state)`` returned after each step, stacked along axis 0
+            (``None`` when no ``record`` was given).
     """
 
     loss: np.ndarray
@@ -162,18 +164,20 @@ class History:
     diverged_at: int | None = None
     message: str = ""
     snapshots: list[tuple[int, PyTree]] = dataclasses.field(default_factory=list)
+    records: PyTree = None
 
     @property
     def diverged(self) -> bool:
         return self.diverged_at is not None
 
 
-def make_train_chunk(loss_fn: Callable[[PyTree], jax.Array], optimizer, chunk_size: int):
-    """A jitted ``(params, opt_state, num_active) -> (params, opt_state, last_good, losses, ok)``.
+def make_train_chunk(loss_fn: Callable[[PyTree], jax.Array], optimizer, chunk_size: int, record=None):
+    """A jitted ``(params, opt_state, num_active) -> (params, opt_state, last_good, losses, ok, records)``.
 
     It runs ``chunk_size`` steps in one ``lax.scan``. Only the first ``num_active`` (traced, so a
     short final chunk does not recompile) are applied; once a loss is not finite the parameters and
     state freeze, ``ok`` turns false, and ``last_good`` holds the last parameters with a finite loss.
+    ``records`` stacks ``record(params, opt_state)`` after each step (``None`` without ``record``).
     """
     if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
@@ -191,13 +195,14 @@ def make_train_chunk(loss_fn: Callable[[PyTree], jax.Array], optimizer, chunk_si
         params = _tree_where(go, new_params, params)
         state = _tree_where(go, new_state, state)
         ok = ok & (finite | (index >= num_active))
-        return (params, state, last_good, ok, num_active), loss
+        recorded = None if record is None else record(params, state)
+        return (params, state, last_good, ok, num_active), (loss, recorded)
 
     @jax.jit
     def chunk(params, opt_state, num_active):
         carry = (params, opt_state, params, jnp.bool_(True), num_active)
-        (params, opt_state, last_good, ok, _), losses = lax.scan(step, carry, jnp.arange(chunk_size))
-        return params, opt_state, last_good, losses, ok
+        (params, opt_state, last_good, ok, _), (losses, records) = lax.scan(step, carry, jnp.arange(chunk_size))
+        return params, opt_state, last_good, losses, ok, records
 
     return chunk
 
@@ -211,6 +216,7 @@ def train(
     chunk_size: int = 500,
     snapshot_every: int | None = None,
     opt_state: PyTree = None,
+    record: Callable[[PyTree, PyTree], PyTree] | None = None,
     progress: bool = True,
 ) -> History:
     r"""Minimise ``loss_fn`` from ``params`` with an optax ``optimizer``, in compiled chunks.
@@ -228,6 +234,8 @@ def train(
         snapshot_every: if set, keep a copy of the parameters every this many steps (for
             trajectories and landscape plots); chunks then have this length.
         opt_state: resume from this optimizer state instead of ``optimizer.init(params)``.
+        record: ``(params, opt_state) -> pytree`` evaluated after every step inside the compiled loop
+            (e.g. the CG iterations of :func:`lessons.newton.newton_cg`); stacked in ``History.records``.
         progress: show a progress bar for long runs (never in test mode).
 
     Example::
@@ -247,9 +255,10 @@ def train(
         chunk_size = int(snapshot_every)
     chunk_size = max(1, min(int(chunk_size), max(num_steps, 1)))
     opt_state = optimizer.init(params) if opt_state is None else opt_state
-    chunk = make_train_chunk(loss_fn, optimizer, chunk_size)
+    chunk = make_train_chunk(loss_fn, optimizer, chunk_size, record)
 
     losses: list[np.ndarray] = []
+    records: list[PyTree] = []
     snapshots = [(0, params)] if snapshot_every else []
     done, diverged_at = 0, None
     num_chunks = math.ceil(num_steps / chunk_size)
@@ -258,16 +267,18 @@ def train(
         chunks = runtime.progress(chunks, total=num_chunks, desc="training")
     for _ in chunks:
         active = min(chunk_size, num_steps - done)
-        new_params, new_state, last_good, chunk_losses, ok = chunk(params, opt_state, jnp.int32(active))
+        new_params, new_state, last_good, chunk_losses, ok, chunk_records = chunk(params, opt_state, jnp.int32(active))
         chunk_losses = np.asarray(chunk_losses)[:active]
         if not bool(ok):
             first = int(np.argmax(~np.isfinite(chunk_losses)))
             losses.append(chunk_losses[:first])
+            records.append(jax.tree.map(lambda r, first=first: np.asarray(r)[:first], chunk_records))
             diverged_at = done + first
             params = last_good
             done += first
             break
         losses.append(chunk_losses)
+        records.append(jax.tree.map(lambda r, active=active: np.asarray(r)[:active], chunk_records))
         params, opt_state = new_params, new_state
         done += active
         if snapshot_every:
@@ -289,4 +300,5 @@ def train(
         diverged_at=diverged_at,
         message=message,
         snapshots=snapshots,
+        records=None if record is None or not records else jax.tree.map(lambda *r: np.concatenate(r), *records),
     )

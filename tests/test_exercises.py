@@ -85,3 +85,15 @@ def test_every_book_exercise_has_a_solution_that_passes_its_checker(path):
         exec(compile(solution, f"{path.name}:{checker}", "exec"), namespace)
         result = getattr(exercises, checker)(namespace[function])
         assert result.passed, f"{path.name}: the book's solution fails {checker}: {result.message}"
+
+
+def test_chapter_3_checkers_catch_typical_slips():
+    good_power = lambda A, v: (A @ v / np.linalg.norm(A @ v), v @ A @ v / (v @ v))
+    assert exercises.check_power_step(good_power)
+    assert not exercises.check_power_step(lambda A, v: (A @ v / np.linalg.norm(A @ v), v @ A @ v))  # v not unit
+    assert exercises.check_hutchinson(lambda matvec, probes: np.mean([v @ matvec(v) for v in probes]))
+    assert not exercises.check_hutchinson(lambda matvec, probes: np.sum([v @ matvec(v) for v in probes]))
+    forgot_trace_squared = lambda a, c, B, sigma: (a + sigma**2 * np.trace(B) / 2) ** 2 + sigma**2 * c @ c
+    assert not exercises.check_delta2_closed_form(forgot_trace_squared)
+    check = lambda a, c, B, sigma: (a + sigma**2 * np.trace(B) / 2) ** 2 + sigma**2 * c @ c + sigma**4 * np.sum(B * B) / 2
+    assert exercises.check_delta2_closed_form(check)

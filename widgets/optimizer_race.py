@@ -32,7 +32,7 @@ import optax
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from lessons import first_order, problems, runtime
+from lessons import first_order, newton, problems, runtime
 from lessons.train import scan_iterates, truncate_divergence
 from widgets import plots
 
@@ -51,6 +51,9 @@ METHODS: dict[str, Method] = {
     "Heavy ball": Method("Heavy ball", first_order.heavy_ball, ("learning_rate", "momentum")),
     "Nesterov": Method("Nesterov", first_order.nesterov, ("learning_rate", "momentum")),
     "Adam": Method("Adam", lambda learning_rate: optax.adam(learning_rate)),
+    "Newton": Method("Newton", lambda learning_rate: newton.newton(learning_rate)),
+    "Damped Newton": Method("Damped Newton", newton.newton, ("learning_rate", "damping")),
+    "Saddle-free Newton": Method("Saddle-free Newton", newton.saddle_free_newton, ("learning_rate", "damping")),
 }
 
 # Sensible starting hyperparameters per problem (the quadratic has L = 1, so lr < 2 is stable).
@@ -80,6 +83,15 @@ DEFAULTS: dict[str, dict[str, dict[str, float]]] = {
         "Adam": dict(learning_rate=0.1),
     },
 }
+# Newton's methods are scale-free: the same defaults suit every problem.
+for _defaults in DEFAULTS.values():
+    _defaults.update(
+        {
+            "Newton": dict(learning_rate=1.0),
+            "Damped Newton": dict(learning_rate=1.0, damping=1.0),
+            "Saddle-free Newton": dict(learning_rate=1.0, damping=0.01),
+        }
+    )
 
 STATIC_LEARNING_RATES: dict[str, list[float]] = {
     "quadratic": [0.1, 0.3, 0.6, 1.0, 1.4, 1.8, 1.95, 2.05],
@@ -117,6 +129,7 @@ class OptimizerRace:
         methods: names in :data:`METHODS` to start with.
         learning_rates: per-method learning rates overriding :data:`DEFAULTS`.
         momenta: per-method momenta overriding :data:`DEFAULTS`.
+        dampings: per-method damping of the Newton methods overriding :data:`DEFAULTS`.
         start: starting point, shape ``(2,)``; the problem's default if ``None``.
         steps_per_frame: optimizer steps between two plot updates.
         max_steps: Play stops after this many steps.
@@ -130,6 +143,7 @@ class OptimizerRace:
         methods: Sequence[str] = ("GD", "Heavy ball", "Adam"),
         learning_rates: dict[str, float] | None = None,
         momenta: dict[str, float] | None = None,
+        dampings: dict[str, float] | None = None,
         start=None,
         steps_per_frame: int = 2,
         max_steps: int = 2000,
@@ -145,6 +159,8 @@ class OptimizerRace:
             first_order.check_learning_rate(lr, name=f"learning_rates[{name!r}]")
         for name, m in (momenta or {}).items():
             first_order.check_momentum(m, name=f"momenta[{name!r}]")
+        for name, d in (dampings or {}).items():
+            newton.check_damping(d, name=f"dampings[{name!r}]")
         if not isinstance(steps_per_frame, int) or steps_per_frame < 1:
             raise ValueError(f"steps_per_frame must be a positive integer, got {steps_per_frame!r}")
         self.max_steps = int(max_steps)
@@ -159,17 +175,24 @@ class OptimizerRace:
         self.method_checkboxes = {name: W.Checkbox(value=name in methods, description=name, indent=False) for name in METHODS}
         self.lr_sliders: dict[str, W.FloatLogSlider] = {}
         self.momentum_sliders: dict[str, W.FloatSlider] = {}
+        self.damping_sliders: dict[str, W.FloatLogSlider] = {}
         for name, method in METHODS.items():
             self.lr_sliders[name] = W.FloatLogSlider(
                 value=1.0, base=10, min=-4, max=1, step=0.01, description="lr", readout_format=".3g"
             )
             if "momentum" in method.hyperparameters:
                 self.momentum_sliders[name] = W.FloatSlider(value=0.8, min=0.0, max=0.99, step=0.01, description="momentum")
+            if "damping" in method.hyperparameters:
+                self.damping_sliders[name] = W.FloatLogSlider(
+                    value=1.0, base=10, min=-4, max=2, step=0.05, description="damping", readout_format=".2g"
+                )
         self._set_defaults(problem)
         for name, lr in (learning_rates or {}).items():
             self.lr_sliders[name].value = lr
         for name, m in (momenta or {}).items():
             self.momentum_sliders[name].value = m
+        for name, d in (dampings or {}).items():
+            self.damping_sliders[name].value = d
         self.steps_slider = W.IntSlider(value=steps_per_frame, min=1, max=50, description="steps/frame")
         self.play = W.Play(value=0, min=0, max=10**9, step=1, interval=60, description="Play", show_repeat=False)
         self.reset_button = W.Button(description="Reset", icon="refresh")
@@ -183,7 +206,8 @@ class OptimizerRace:
         # Wiring.
         self.problem_select.observe(self._on_problem, names="value")
         self.kappa_slider.observe(self._on_problem, names="value")
-        for widget in [*self.method_checkboxes.values(), *self.lr_sliders.values(), *self.momentum_sliders.values()]:
+        sliders = [*self.lr_sliders.values(), *self.momentum_sliders.values(), *self.damping_sliders.values()]
+        for widget in [*self.method_checkboxes.values(), *sliders]:
             widget.observe(self._on_setting, names="value")
         self.play.observe(self._on_tick, names="value")
         self.reset_button.on_click(lambda _: self.reset())
@@ -194,6 +218,8 @@ class OptimizerRace:
             row = [self.method_checkboxes[name], self.lr_sliders[name]]
             if name in self.momentum_sliders:
                 row.append(self.momentum_sliders[name])
+            if name in self.damping_sliders:
+                row.append(self.damping_sliders[name])
             rows.append(W.HBox(row))
         header = W.HBox([self.problem_select, self.kappa_slider])
         transport = W.HBox([self.play, self.reset_button, self.steps_slider])
@@ -223,6 +249,8 @@ class OptimizerRace:
         hyper = {"learning_rate": float(self.lr_sliders[name].value)}
         if "momentum" in METHODS[name].hyperparameters:
             hyper["momentum"] = float(self.momentum_sliders[name].value)
+        if "damping" in METHODS[name].hyperparameters:
+            hyper["damping"] = float(self.damping_sliders[name].value)
         return hyper
 
     def reset(self) -> None:
@@ -276,7 +304,9 @@ class OptimizerRace:
                 out[name] = f"{name}: diverged at step {lane.diverged_at}"
             else:
                 gap = float(lane.values[-1][-1]) - self.problem.min_value if len(lane.values[-1]) else float("nan")
-                out[name] = f"{name}: step {lane.step}, f - f* = {gap:.3g}"
+                # below 1e-12 the gap is float32 rounding, not progress
+                shown = "< 1e-12" if abs(gap) < 1e-12 else f"= {gap:.3g}"
+                out[name] = f"{name}: step {lane.step}, f - f* {shown}"
         return out
 
     def static_figure(self, learning_rates: Sequence[float] | None = None, num_steps: int = 100) -> go.Figure:
@@ -385,6 +415,8 @@ class OptimizerRace:
                 self.lr_sliders[name].value = hyper["learning_rate"]
                 if name in self.momentum_sliders:
                     self.momentum_sliders[name].value = hyper["momentum"]
+                if name in self.damping_sliders:
+                    self.damping_sliders[name].value = hyper["damping"]
         finally:
             self._quiet = False
 
