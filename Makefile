@@ -40,6 +40,8 @@ book: install
 
 # Lint, unit + widget + site + browser tests, and nbval on every chapter.
 test: install lint
+	# The docstring examples run on their own: tests/conftest.py switches JAX to float64, they show float32.
+	$(BIN)/python -m pytest --doctest-modules lessons -p no:cacheprovider
 	$(BIN)/python -m pytest tests $(CHAPTERS) --nbval --nbval-current-env --nbval-cell-timeout=600
 
 lint: $(STAMP)

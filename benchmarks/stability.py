@@ -52,7 +52,7 @@ def main() -> None:
         key = jax.random.key(3)
         t_whole = median_seconds(lambda U=U, whole=whole: block(whole(params, U)))
         t_formula = median_seconds(lambda model=model, formula=formula: block(formula(*model)), repeats=20)
-        t_sub = median_seconds(lambda U=U, subspace=subspace: block(subspace(params, U, key)))
+        t_sub = median_seconds(lambda U=U, subspace=subspace, key=key: block(subspace(params, U, key)))
         rows += [
             (
                 f"D={D}: closed form (model + formula) vs subspace MC",

@@ -88,7 +88,8 @@ def flat_hvp(f: Callable[[PyTree], jax.Array], params: PyTree) -> tuple[Callable
     """
     flat, unravel = ravel_pytree(params)
     _, hvp_lin = jax.linearize(jax.grad(lambda w: f(unravel(w))), flat)
-    return hvp_lin, int(flat.size)
+    # Accept vectors of any float dtype (float64 Lanczos on a float32 model under x64): cast to the parameters'.
+    return (lambda v: hvp_lin(jnp.asarray(v).astype(flat.dtype))), int(flat.size)
 
 
 # --- Newton steps on small problems (dense) -------------------------------------------------------
@@ -215,9 +216,10 @@ def levenberg_marquardt(
         d = -jnp.linalg.solve(H + state.damping * jnp.eye(flat.size, dtype=H.dtype), g)
         predicted = -(g @ d + 0.5 * d @ H @ d)
         actual = value_fn(params) - value_fn(unravel(flat + d))
-        ratio = actual / jnp.where(predicted > 0, predicted, jnp.finfo(flat.dtype).tiny)
+        # The state keeps the parameters' dtype, even when the loss is computed in another (float64 data).
+        ratio = (actual / jnp.where(predicted > 0, predicted, jnp.finfo(flat.dtype).tiny)).astype(state.damping.dtype)
         accept = jnp.isfinite(actual) & (actual > 0)
-        damping = _adapt(state.damping, jnp.where(accept, ratio, 0.0), decrease, increase)
+        damping = _adapt(state.damping, jnp.where(accept, ratio, 0.0), decrease, increase).astype(state.damping.dtype)
         return unravel(jnp.where(accept, d, 0.0)), LevenbergMarquardtState(damping, ratio)
 
     return optax.GradientTransformationExtraArgs(init, update)
@@ -360,16 +362,17 @@ def newton_cg(
         step = learning_rate * result.x
         predicted = -(g @ step + 0.5 * step @ matvec(step))
         actual = value_fn(params) - value_fn(unravel(flat + step))
-        ratio = actual / jnp.where(predicted > 0, predicted, jnp.finfo(flat.dtype).tiny)
+        # The state keeps the parameters' dtype, even when the loss is computed in another (float64 data).
+        ratio = (actual / jnp.where(predicted > 0, predicted, jnp.finfo(flat.dtype).tiny)).astype(lam.dtype)
         accept = jnp.isfinite(actual) & (actual > 0)
         new_state = NewtonCGState(
-            _adapt(lam, jnp.where(accept, ratio, 0.0), damping_decrease, damping_increase),
+            _adapt(lam, jnp.where(accept, ratio, 0.0), damping_decrease, damping_increase).astype(lam.dtype),
             result.iterations,
             result.negative_curvature,
             ratio,
             accept,
         )
-        return unravel(jnp.where(accept, step, 0.0)), new_state
+        return unravel(jnp.where(accept, step, 0.0).astype(flat.dtype)), new_state
 
     return optax.GradientTransformationExtraArgs(init, update)
 

@@ -215,3 +215,73 @@ def test_lab_runs_chapter_1_and_the_race_trains_live(browser_context, jupyterlab
     assert "steps/s" in status and ("CPU" in status or "GPU" in status)
     assert not [e for e in errors if "plotly" in e.lower() or "widget" in e.lower()], errors
     page.close()
+
+
+EXPLORER_NOTEBOOK = {
+    "cells": [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": "explorer",
+            "metadata": {},
+            "outputs": [],
+            "source": "from widgets import LandscapeExplorer\n\n"
+            "explorer = LandscapeExplorer('GD', learning_rate=1.0, width=8, num_points=64, grid=15, steps_per_frame=20)\n"
+            "explorer",
+        }
+    ],
+    "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}},
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
+EXPLORER = "[...document.querySelectorAll('.widget-vbox')].find(v => v.querySelector('.widget-play') && v.querySelector('.js-plotly-plot'))"  # noqa: E501
+# The training step the explorer's status line reports, or -1 while the widget is not drawn yet.
+EXPLORER_STEP = f"""(() => {{
+    const v = {EXPLORER}; if (!v) return -1;
+    const m = (v.querySelector('.widget-html') || {{}}).innerText?.match(/step (\\d+)/);
+    return m ? Number(m[1]) : -1;
+}})()"""
+
+
+def test_lab_landscape_explorer_trains_live(browser_context, jupyterlab):
+    url, token = jupyterlab
+    request = urllib.request.Request(
+        f"{url}/api/contents/explorer.ipynb?token={token}",
+        data=json.dumps({"type": "notebook", "format": "json", "content": EXPLORER_NOTEBOOK}).encode(),
+        method="PUT",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+    page = browser_context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{url}/lab/tree/explorer.ipynb?token={token}", wait_until="domcontentloaded")
+    page.wait_for_function(
+        """(() => {
+            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            const s = w && w.sessionContext;
+            return s && s.session && s.session.kernel && s.session.kernel.status === 'idle';
+        })()""",
+        timeout=90_000,
+    )
+    page.evaluate("window.jupyterapp.commands.execute('runmenu:run-all')")
+    page.wait_for_function(f"{EXPLORER_STEP} === 0", timeout=180_000, polling=1000)
+    explorer = page.locator(".widget-vbox:has(.widget-play)").first
+    explorer.scroll_into_view_if_needed()
+    play_pause = explorer.locator(".widget-play button").first
+    play_pause.click()
+    page.wait_for_function(f"{EXPLORER_STEP} >= 60", timeout=120_000, polling=500)
+    play_pause.click()
+    status = explorer.locator(".widget-html").first.inner_text()
+    assert "steps/s" in status and ("CPU" in status or "GPU" in status)
+    # The loss surface and the path are drawn: a contour trace with data, and a path of several points.
+    traces = page.evaluate(
+        f"(() => {{ const gd = {EXPLORER}.querySelector('.js-plotly-plot'); "
+        "return gd._fullData.map(t => [t.type, t.name, (t.x || []).length]); })()"
+    )
+    assert any(kind == "contour" and n > 0 for kind, _, n in traces), traces
+    assert any(name == "path" and n >= 4 for _, name, n in traces), traces
+    assert page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count() == 0
+    assert not [e for e in errors if "plotly" in e.lower() or "widget" in e.lower()], errors
+    page.close()

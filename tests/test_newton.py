@@ -242,3 +242,17 @@ def test_measured_costs_scale_as_theory_says():
 def test_bad_input_names_the_argument(make, name):
     with pytest.raises(ValueError, match=name):
         make()
+
+
+@pytest.mark.parametrize("make", [lambda: newton.newton_cg(1.0), lambda: newton.levenberg_marquardt()])
+def test_float32_parameters_with_a_float64_loss_keep_their_dtypes(make):
+    # A float32 model on float64 data (x64 on) gives a float64 loss: the state and step stay float32, so
+    # the optimizer runs inside lax.scan (whose carry must keep its type).
+    data = jnp.asarray(np.linspace(-1.0, 1.0, 5))  # float64
+    value_fn = lambda p: jnp.sum((p["w"] * data - 0.3) ** 2) + jnp.sum(p["w"] ** 4)
+    params = {"w": jnp.ones(5, jnp.float32)}
+    opt = make()
+    state = opt.init(params)
+    updates, new_state = opt.update(jax.grad(value_fn)(params), state, params, value_fn=value_fn)
+    assert updates["w"].dtype == jnp.float32
+    assert [leaf.dtype for leaf in jax.tree.leaves(new_state)] == [leaf.dtype for leaf in jax.tree.leaves(state)]

@@ -4,6 +4,7 @@ Each app has a plain-Python API (``run(steps)``, ``figure``, its controls as att
 ``static_figure()`` for the rendered site, where no kernel runs.
 """
 
+from widgets.landscape_explorer import LandscapeExplorer
 from widgets.optimizer_race import OptimizerRace
 
-__all__ = ["OptimizerRace"]
+__all__ = ["LandscapeExplorer", "OptimizerRace"]
