@@ -10,7 +10,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-BENCHMARKS = ["benchmarks.widget_loop", "benchmarks.hvp", "benchmarks.curvature", "benchmarks.stability"]
+BENCHMARKS = [
+    "benchmarks.widget_start",
+    "benchmarks.widget_loop",
+    "benchmarks.hvp",
+    "benchmarks.curvature",
+    "benchmarks.stability",
+]
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or BENCHMARKS

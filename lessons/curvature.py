@@ -483,7 +483,12 @@ def slq_density(matvec: Matvec, dim: int, *, key, num_steps: int, num_starts: in
     check_key(key)
     dtype = _float_dtype()
     _check_matvec(matvec, dim, dtype)
-    matvec = _as_dtype(matvec, dtype)
+    runs = _slq_runs(_as_dtype(matvec, dtype), dim, key, num_steps, num_starts, dtype, keep_basis=False)
+    return _slq_measure(runs.alphas, runs.betas)
+
+
+def _slq_runs(matvec, dim: int, key, num_steps: int, num_starts: int, dtype, *, keep_basis: bool) -> LanczosResult:
+    """The Lanczos runs of SLQ, stacked along a leading axis of length ``num_starts`` (bases only if kept)."""
     starts = rademacher(key, num_starts, dim) / jnp.sqrt(jnp.asarray(dim, dtype))
     restart_keys = jax.random.split(jax.random.fold_in(key, 1), num_starts)
 
@@ -491,10 +496,14 @@ def slq_density(matvec: Matvec, dim: int, *, key, num_steps: int, num_starts: in
         start, restart_key = args
         restarts = jax.random.normal(restart_key, (num_steps - 1, dim), dtype)
         result = _lanczos_loop(matvec, jnp.concatenate([start[None], restarts]))
-        return result.alphas, result.betas
+        return result if keep_basis else result._replace(basis=jnp.zeros((0,), dtype))
 
-    nodes, weights = _gauss_quadrature(*lax.map(tridiagonalise, (starts, restart_keys)))
-    return nodes.reshape(-1), weights.reshape(-1) / num_starts
+    return lax.map(tridiagonalise, (starts, restart_keys))
+
+
+def _slq_measure(alphas, betas):
+    nodes, weights = _gauss_quadrature(alphas, betas)
+    return nodes.reshape(-1), weights.reshape(-1) / alphas.shape[0]
 
 
 def spectral_density(nodes: jax.Array, weights: jax.Array, grid: jax.Array, *, sigma: float) -> jax.Array:
@@ -568,3 +577,43 @@ def hessian_slq(loss_fn: Callable, params, *, key, num_steps: int, num_starts: i
 def _hessian_slq(loss_fn, params, key, num_steps, num_starts):
     matvec, dim = flat_hvp(loss_fn, params)
     return slq_density(matvec, dim, key=key, num_steps=num_steps, num_starts=num_starts)
+
+
+class Spectrum(NamedTuple):
+    """What :func:`hessian_spectrum` sees of a Hessian: its top eigenpairs and its spectral measure."""
+
+    eigenvalues: jax.Array
+    directions: list
+    nodes: jax.Array
+    weights: jax.Array
+
+
+def hessian_spectrum(loss_fn: Callable, params, k: int, *, key, num_steps: int, num_starts: int) -> Spectrum:
+    r"""The top-``k`` eigenpairs *and* the SLQ spectral measure of :math:`\nabla^2 L(\theta)`, from one set of Lanczos runs.
+
+    :func:`hessian_slq` already runs Lanczos from ``num_starts`` random unit vectors; the Ritz pairs of the
+    first run are the top eigenpairs :func:`hessian_top_k` would find from that start (the extreme Ritz
+    values converge first, whatever the start). So one compiled call, ``num_starts * num_steps`` HVPs,
+    gives both: what a widget redrawing both panels every frame needs (one compilation, not two).
+
+    Returns:
+        :class:`Spectrum`: ``eigenvalues`` (largest first, shape ``(k,)``) and ``directions`` (``k``
+        orthonormal pytrees shaped like ``params``) from the first start; ``nodes`` and ``weights``
+        exactly as ``hessian_slq(loss_fn, params, key=key, num_steps=num_steps, num_starts=num_starts)``.
+    """
+    flat, unravel = ravel_pytree(params)
+    _check_int(k, "k", high=int(flat.size), high_name="the number of parameters")
+    _check_int(num_steps, "num_steps", low=k, high=int(flat.size), low_name="k", high_name="the number of parameters")
+    _check_int(num_starts, "num_starts")
+    check_key(key)
+    eigenvalues, vectors, nodes, weights = _hessian_spectrum(loss_fn, params, key, k, num_steps, num_starts)
+    return Spectrum(eigenvalues, [unravel(vectors[:, i]) for i in range(k)], nodes, weights)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4, 5))
+def _hessian_spectrum(loss_fn, params, key, k, num_steps, num_starts):
+    matvec, dim = flat_hvp(loss_fn, params)
+    dtype = _float_dtype()
+    runs = _slq_runs(_as_dtype(matvec, dtype), dim, key, num_steps, num_starts, dtype, keep_basis=True)
+    eigenvalues, vectors = _top_ritz_pairs(runs.alphas[0], runs.betas[0], runs.basis[0], k)
+    return (eigenvalues, vectors, *_slq_measure(runs.alphas, runs.betas))

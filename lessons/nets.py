@@ -29,11 +29,17 @@ Params = list[tuple[jax.Array, jax.Array]]
 
 
 def init_mlp(sizes: Sequence[int], *, key, dtype=jnp.float32) -> Params:
-    r"""LeCun-normal initialisation: :math:`W_{jk} \sim \mathcal N(0, 1/d_{in})`, :math:`b = 0`."""
+    r"""LeCun-normal initialisation: :math:`W_{jk} \sim \mathcal N(0, 1/d_{in})`, :math:`b = 0`.
+
+    The weights are drawn in float32 and cast to ``dtype``: one key gives the same network in every
+    precision, so a float64 experiment starts where its float32 twin does.
+    """
     sizes = list(sizes)
     if len(sizes) < 2 or not all(isinstance(s, int) and s > 0 for s in sizes):
         raise ValueError(f"sizes must be a list of at least two positive integers, got {sizes!r}")
     check_key(key)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"dtype must be a floating-point dtype, got {dtype!r}")
     return _init_mlp(key, tuple(sizes), jnp.dtype(dtype))
 
 
@@ -41,7 +47,10 @@ def init_mlp(sizes: Sequence[int], *, key, dtype=jnp.float32) -> Params:
 def _init_mlp(key, sizes, dtype):
     keys = jax.random.split(key, len(sizes) - 1)
     return [
-        (jax.random.normal(k, (d_in, d_out), dtype) / jnp.sqrt(d_in).astype(dtype), jnp.zeros((d_out,), dtype))
+        (
+            (jax.random.normal(k, (d_in, d_out), jnp.float32) / jnp.sqrt(jnp.float32(d_in))).astype(dtype),
+            jnp.zeros((d_out,), dtype),
+        )
         for k, d_in, d_out in zip(keys, sizes[:-1], sizes[1:], strict=True)
     ]
 

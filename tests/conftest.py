@@ -111,3 +111,32 @@ def browser_context(tmp_path_factory):
             yield context
         finally:
             context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # Lets fixtures see how their test went (``request.node.rep_call``): the page fixture saves evidence.
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def page(browser_context, request, tmp_path):
+    """A fresh browser page that records its console. If the test fails, a full-page screenshot and the
+    console go into the test's temporary folder, and their paths are printed in the report."""
+    page = browser_context.new_page()
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"[{m.type}] {m.text}"))
+    page.on("pageerror", lambda e: console.append(f"[pageerror] {e}"))
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        shot, log = tmp_path / "failure.png", tmp_path / "console.log"
+        try:
+            page.screenshot(path=str(shot), full_page=True)
+        except Exception as error:  # the page may be gone; the console is still worth having
+            shot = f"(no screenshot: {error})"
+        log.write_text("\n".join(console) + "\n")
+        print(f"\nbrowser test failed at {page.url}\n  screenshot: {shot}\n  console: {log}")
+    page.close()

@@ -3,6 +3,7 @@
 import functools
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -317,3 +318,24 @@ def test_the_default_number_of_steps():
     np.testing.assert_allclose(values, np.arange(12.0)[::-1], atol=1e-10)
     assert curvature.LanczosResult._fields == ("alphas", "betas", "basis")
     assert curvature.PowerIterationResult._fields == ("eigenvalues", "eigenvectors", "num_matvecs", "converged")
+
+
+def test_hessian_spectrum_gives_top_eigenpairs_and_the_slq_measure_from_one_set_of_runs():
+    x, y = data.two_spirals(64, key=jax.random.key(0), dtype=jnp.float64)
+    params = nets.init_mlp([2, 6, 6, 1], key=jax.random.key(1), dtype=jnp.float64)
+    loss = nets.classifier_loss(x, y)
+    dim = nets.num_params(params)  # 67: 40 Lanczos steps resolve the top of the spectrum
+    key = jax.random.key(2)
+    spectrum = curvature.hessian_spectrum(loss, params, 3, key=key, num_steps=40, num_starts=3)
+    H = np.asarray(newton.hessian_matrix(loss, params))
+    lam, V = np.linalg.eigh(H)
+    np.testing.assert_allclose(spectrum.eigenvalues, lam[::-1][:3], rtol=1e-8)
+    for i, direction in enumerate(spectrum.directions):
+        v = np.asarray(jax.flatten_util.ravel_pytree(direction)[0])
+        assert abs(abs(v @ V[:, -1 - i]) - 1) < 1e-6  # the same eigenvector, up to sign
+    nodes, weights = curvature.hessian_slq(loss, params, key=key, num_steps=40, num_starts=3)
+    np.testing.assert_allclose(spectrum.nodes, nodes, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(spectrum.weights, weights, rtol=1e-10, atol=1e-12)
+    assert dim == 67
+    with pytest.raises(ValueError, match="num_steps"):
+        curvature.hessian_spectrum(loss, params, 3, key=key, num_steps=2, num_starts=1)

@@ -1,6 +1,7 @@
 """Generated data sets: shapes, balance, determinism, and the spiral geometry."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -49,3 +50,13 @@ def test_bad_key_names_the_argument(key):
 def test_bad_noise():
     with pytest.raises(ValueError, match="noise"):
         data.two_spirals(10, key=jax.random.key(0), noise=-1.0)
+
+
+def test_two_spirals_are_the_same_points_in_every_precision():
+    x32, y32 = data.two_spirals(64, key=jax.random.key(0))
+    x64, y64 = data.two_spirals(64, key=jax.random.key(0), dtype=jnp.float64)
+    assert x32.dtype == jnp.float32 and x64.dtype == jnp.float64 and y64.dtype == jnp.float64
+    np.testing.assert_array_equal(np.asarray(x32, np.float64), np.asarray(x64))
+    np.testing.assert_array_equal(np.asarray(y32, np.float64), np.asarray(y64))
+    with pytest.raises(TypeError, match="dtype"):
+        data.two_spirals(8, key=jax.random.key(0), dtype=jnp.int32)

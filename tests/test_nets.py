@@ -61,3 +61,14 @@ def test_wrong_input_shape_and_key():
         nets.mlp(params, jnp.zeros((4, 3)))
     with pytest.raises(ValueError, match="key"):
         nets.init_mlp([2, 3, 1], key=42)
+
+
+def test_init_mlp_is_the_same_network_in_every_precision():
+    p32 = nets.init_mlp([2, 5, 1], key=jax.random.key(3))
+    p64 = nets.init_mlp([2, 5, 1], key=jax.random.key(3), dtype=jnp.float64)
+    for (w32, b32), (w64, b64) in zip(p32, p64, strict=True):
+        assert w32.dtype == jnp.float32 and w64.dtype == jnp.float64
+        np.testing.assert_array_equal(np.asarray(w32, np.float64), np.asarray(w64))
+        np.testing.assert_array_equal(np.asarray(b32, np.float64), np.asarray(b64))
+    with pytest.raises(TypeError, match="dtype"):
+        nets.init_mlp([2, 3, 1], key=jax.random.key(0), dtype=jnp.int32)

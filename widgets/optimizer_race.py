@@ -34,7 +34,7 @@ from plotly.subplots import make_subplots
 
 from lessons import first_order, newton, problems, runtime
 from lessons.train import scan_iterates, truncate_divergence
-from widgets import plots
+from widgets import base, plots
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +148,7 @@ class OptimizerRace:
         steps_per_frame: int = 2,
         max_steps: int = 2000,
     ):
+        base.start()
         if problem not in problems.PROBLEMS:
             raise ValueError(f"problem must be one of {sorted(problems.PROBLEMS)}, got {problem!r}")
         self._problem_cache: dict[tuple[str, float], problems.Problem] = {}
@@ -224,8 +225,14 @@ class OptimizerRace:
         header = W.HBox([self.problem_select, self.kappa_slider])
         transport = W.HBox([self.play, self.reset_button, self.steps_slider])
         self.widget = W.VBox([header, *rows, transport, self.status, self.figure])
+        base.mark_ready(self.widget)  # reset() above drew the first frame
 
     # --- public API -------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Whether the first frame is drawn (the readiness marker browser tests wait for)."""
+        return base.is_ready(self.widget)
 
     @property
     def problem(self) -> problems.Problem:

@@ -1,0 +1,94 @@
+"""How soon each widget draws its first frame, and how fast it redraws afterwards.
+
+Every first-frame time is the wall clock of the widget's constructor (it returns with the first frame
+drawn and the readiness marker set), in a separate Python process so that nothing is compiled yet:
+
+* fresh kernel, empty cache: ``import jax`` and the widgets done, JAX's persistent compilation cache
+  pointed at an empty folder: everything compiles (a reader's very first session);
+* fresh kernel, cache on disk: the same again with the folder the first run filled (every later session);
+* warm kernel: the other widget already shown in the same process (empty cache), as in a chapter that
+  shows two widgets;
+* then frames/s and training steps/s of ``run(steps_per_frame)`` at default settings, headless.
+
+Targets on 2 CPU cores (issue: widgets start fast): first frame <= 6 s fresh, <= 3 s warm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from benchmarks._common import table
+
+WIDGETS = {
+    "OptimizerRace": "OptimizerRace(problem='quadratic', kappa=50.0, methods=('GD', 'Heavy ball', 'Nesterov', 'Adam'))",
+    "LandscapeExplorer": "LandscapeExplorer('GD', learning_rate=1.0)",
+}
+
+SCRIPT = """
+import json, sys, time
+import jax
+from widgets import LandscapeExplorer, OptimizerRace
+name, other, frames = sys.argv[1], sys.argv[2], int(sys.argv[3])
+make = {widgets}
+if other != "-":
+    make[other]()
+t0 = time.perf_counter()
+w = make[name]()
+first = time.perf_counter() - t0
+assert w.ready
+steps = int(w.steps_slider.value)
+w.run(steps)  # one frame of training: compiles what training needs, if anything is left
+t0 = time.perf_counter()
+for _ in range(frames):
+    w.run(steps)
+per_frame = (time.perf_counter() - t0) / frames
+print(json.dumps({{"first": first, "frames_per_s": 1 / per_frame, "steps_per_s": steps / per_frame, "steps": steps}}))
+"""
+
+
+def _measure(name: str, cache: str, other: str = "-", frames: int = 20) -> dict:
+    widgets = "{" + ", ".join(f"{k!r}: lambda: {v}" for k, v in WIDGETS.items()) + "}"
+    env = dict(os.environ, DESCENT_DYNAMICS_CACHE_DIR=cache)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(widgets=widgets), name, other, str(frames)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    rows = []
+    for name in WIDGETS:
+        other = next(k for k in WIDGETS if k != name)
+        with tempfile.TemporaryDirectory() as cold, tempfile.TemporaryDirectory() as warm_kernel:
+            fresh = _measure(name, cold)
+            cached = _measure(name, cold)  # the cache the first run left
+            warm = _measure(name, warm_kernel, other=other, frames=1)
+        rows += [
+            (f"{name}: first frame, fresh kernel, empty cache, s (<= 6)", f"{fresh['first']:.2f}", "-", "-"),
+            (
+                f"{name}: first frame, fresh kernel, cache on disk, s",
+                f"{cached['first']:.2f}",
+                f"{fresh['first']:.2f} (empty cache)",
+                f"{fresh['first'] / cached['first']:.1f}x faster",
+            ),
+            (f"{name}: first frame, warm kernel ({other} shown first), s (<= 3)", f"{warm['first']:.2f}", "-", "-"),
+            (
+                f"{name}: frames/s at {fresh['steps']} steps a frame (training + redraw)",
+                f"{cached['frames_per_s']:.1f}",
+                "-",
+                f"{cached['steps_per_s']:,.0f} training steps/s",
+            ),
+        ]
+    print(table("Widget start-up and frame rate", rows))
+
+
+if __name__ == "__main__":
+    main()
