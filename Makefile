@@ -32,6 +32,7 @@ install: $(STAMP) $(VENDOR)
 
 # JupyterLab on the book, on 127.0.0.1 with a random token (printed in the terminal).
 lab: install
+	$(BIN)/python -m widgets.warm  # compile the widgets once into the persistent cache: fast first frames
 	$(BIN)/jupyter lab --ServerApp.root_dir=book --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True)
 
 # The HTML site in book/_build/html, offline; any Sphinx warning fails the build.

@@ -35,7 +35,7 @@ import numpy as np
 import optax
 
 from benchmarks._common import block, median_seconds, table
-from lessons import curvature, nets, newton
+from lessons import autodiff, curvature, nets
 
 SIZES = [64, 128, 128, 10]
 NUM_POINTS = 512
@@ -57,7 +57,7 @@ def problem():
 
 def hessian_matvec(params, x, y):
     loss = lambda p: jnp.mean(optax.softmax_cross_entropy_with_integer_labels(nets.mlp(p, x), y))
-    return newton.flat_hvp(loss, params)
+    return autodiff.flat_hvp(loss, params)
 
 
 def lanczos_tridiagonal(params, x, y, key, *, num_steps):

@@ -1,7 +1,7 @@
 """Hessian-vector products against a gradient, for an MLP 784-256-256-10 on a batch of 512.
 
 Softmax cross-entropy on random inputs and labels (the cost does not depend on the data). Each
-HVP flavour of ``lessons.newton`` is timed against ``jax.grad`` of the same loss, medians after a
+HVP flavour of ``lessons.autodiff`` is timed against ``jax.grad`` of the same loss, medians after a
 warm-up, all jitted. Goal: an HVP costs at most 2.5 gradients.
 """
 
@@ -12,7 +12,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from benchmarks._common import block, median_seconds, table
-from lessons import nets, newton
+from lessons import autodiff, nets
 
 
 def main() -> None:
@@ -28,20 +28,20 @@ def main() -> None:
     grad_s = median_seconds(lambda: block(grad(params)), repeats=10)
     rows = []
     for name, fn in (
-        ("HVP forward-over-reverse (newton.hvp)", newton.hvp),
-        ("HVP reverse-over-reverse (grad of grad)", newton.hvp_reverse_over_reverse),
-        ("HVP reverse-over-forward (grad of jvp)", newton.hvp_reverse_over_forward),
+        ("HVP forward-over-reverse (autodiff.hvp)", autodiff.hvp),
+        ("HVP reverse-over-reverse (grad of grad)", autodiff.hvp_reverse_over_reverse),
+        ("HVP reverse-over-forward (grad of jvp)", autodiff.hvp_reverse_over_forward),
     ):
         jitted = jax.jit(lambda p, v, fn=fn: fn(loss, p, v))
         seconds = median_seconds(lambda jitted=jitted: block(jitted(params, v)), repeats=10)
         rows.append((name, f"{seconds * 1e3:.1f} ms", f"{grad_s * 1e3:.1f} ms (gradient)", f"{seconds / grad_s:.2f}x"))
-    matvec, _ = newton.flat_hvp(loss, params)
+    matvec, _ = autodiff.flat_hvp(loss, params)
     jitted = jax.jit(matvec)
     vf = ravel_pytree(v)[0]
     seconds = median_seconds(lambda: block(jitted(vf)), repeats=10)
     rows.append(
         (
-            "HVP, linearised once (newton.flat_hvp)",
+            "HVP, linearised once (autodiff.flat_hvp)",
             f"{seconds * 1e3:.1f} ms",
             f"{grad_s * 1e3:.1f} ms (gradient)",
             f"{seconds / grad_s:.2f}x",

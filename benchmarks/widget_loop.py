@@ -1,7 +1,8 @@
 """The widget loop: how fast a small MLP trains, how soon a fresh kernel trains, how fast the race redraws.
 
 * training steps/s of the 2-16-16-1 tanh MLP on 256 two-spirals points (full batch, Adam):
-  ``train.make_train_chunk`` (1000 steps per ``lax.scan``) against one jitted call per step;
+  ``train.advance`` (1000 steps per ``lax.scan``, data as arguments, the registry's Adam) against one
+  jitted call per step;
 * seconds from a fresh Python process to the first trained chunk (imports and compilation included),
   against the bare ``import jax`` of the same process kind;
 * OptimizerRace plot updates per second (``run(steps_per_frame)`` headless: compute + figure update).
@@ -17,11 +18,10 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from benchmarks._common import block, median_seconds, table
-from lessons import data, nets, train
+from lessons import data, nets, optimizers, train
 
 CHUNK = 1000
 
@@ -33,9 +33,13 @@ def training_steps_per_second() -> tuple[float, float]:
     opt = optax.adam(1e-2)
     state = opt.init(params)
 
-    chunk = train.make_train_chunk(loss_fn, opt, CHUNK)
-    active = jnp.int32(CHUNK)
-    chunked = median_seconds(lambda: block(chunk(params, state, active)), repeats=5)
+    # Ours: the training contract (data as arguments, the registry's Adam with its learning rate in the state).
+    objective = train.Objective.supervised(nets.mlp, nets.logistic_losses)
+    adam = optimizers.get("Adam")
+    injected, injected_state = adam.transformation(), adam.init(params, learning_rate=1e-2)
+    chunked = median_seconds(
+        lambda: block(train.advance(objective, injected, params, injected_state, (x, y), num_steps=CHUNK)), repeats=5
+    )
 
     @jax.jit
     def step(params, state):
@@ -56,7 +60,7 @@ def training_steps_per_second() -> tuple[float, float]:
 FIRST_STEP = """
 import time; t0 = time.perf_counter()
 import jax, optax
-from lessons import data, nets, train
+from lessons import data, nets, optimizers, train
 x, y = data.two_spirals(256, key=jax.random.key(0))
 params = nets.init_mlp([2, 16, 16, 1], key=jax.random.key(1))
 h = train.train(nets.classifier_loss(x, y), params, optax.adam(1e-2), num_steps=1, progress=False)

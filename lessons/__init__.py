@@ -5,4 +5,27 @@ Import the module you need, e.g. ``from lessons import first_order, problems``.
 """
 
 __version__ = "0.1.0"
-__all__ = ["data", "exercises", "first_order", "nets", "problems", "runtime", "train"]
+# Every module, bottom layer first: building blocks, then one module per concept, then the training loops.
+__all__ = [
+    # building blocks
+    "checks",
+    "autodiff",
+    "linalg",
+    "runtime",
+    "data",
+    "nets",
+    "problems",
+    # one module per concept
+    "first_order",
+    "newton",
+    "costs",
+    "lanczos",
+    "curvature",
+    "landscape",
+    "stability",
+    "exercises",
+    # the training loops, the optimizer registry, and the experiments that run them
+    "train",
+    "optimizers",
+    "rates",
+]

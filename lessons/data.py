@@ -16,17 +16,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-
-def check_key(key, name: str = "key") -> None:
-    """Raise ``ValueError`` unless ``key`` is a JAX PRNG key (new-style or a raw ``uint32[2]``)."""
-    if isinstance(key, jax.Array):
-        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
-            return
-        if key.dtype == jnp.uint32 and key.shape == (2,):
-            return
-    raise ValueError(
-        f"{name} must be a JAX PRNG key, e.g. jax.random.key(0); got {type(key).__name__} {getattr(key, 'shape', '')}"
-    )
+# Re-exported: the check lives in the bottom layer (lessons.checks); notebooks and widgets may call it from here.
+from lessons.checks import check_key as check_key
 
 
 def two_spirals(n: int, *, key, noise: float = 0.08, turns: float = 1.75, dtype=jnp.float32):

@@ -188,7 +188,7 @@ def check_conjugate_gradient(fn: Callable[[np.ndarray, np.ndarray, int], np.ndar
     """Exercise 2.3: ``fn(A, b, num_iters)`` -> the CG iterate after ``num_iters`` steps from ``x_0 = 0``."""
     import jax.numpy as jnp
 
-    from lessons.newton import conjugate_gradient
+    from lessons.linalg import conjugate_gradient
 
     def reference(A, b, num_iters):
         result = conjugate_gradient(lambda v: jnp.asarray(A) @ v, jnp.asarray(b), max_iters=num_iters, tol=1e-30)

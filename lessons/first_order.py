@@ -19,6 +19,10 @@ Theory (quadratic with Hessian eigenvalues in ``[mu, L]``, condition number ``ka
 * Polyak's heavy ball with ``eta = 4 / (sqrt L + sqrt mu)^2`` and
   ``beta = ((sqrt kappa - 1) / (sqrt kappa + 1))^2`` has the rate ``(sqrt kappa - 1) / (sqrt kappa + 1)``:
   about ``(sqrt kappa / 2) log(1 / eps)`` steps.
+
+The theory is checked against runs in :mod:`lessons.rates` (:func:`lessons.rates.contraction_rates`,
+:func:`lessons.rates.kappa_sweep`): those need the training loops of :mod:`lessons.train`, which sit
+above this module.
 """
 
 from __future__ import annotations
@@ -30,29 +34,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lessons.train import scan_iterates, steps_to_tolerance
-
-
-def _concrete(value):
-    """``float(value)``, or ``None`` when ``value`` is traced (checked where it is concrete)."""
-    try:
-        return float(value)
-    except (TypeError, jax.errors.ConcretizationTypeError):
-        return None
-
-
-def check_learning_rate(learning_rate, name: str = "learning_rate") -> None:
-    """Raise ``ValueError`` unless ``learning_rate`` is a positive finite number (tracers pass)."""
-    value = _concrete(learning_rate)
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {learning_rate}")
-
-
-def check_momentum(momentum, name: str = "momentum") -> None:
-    """Raise ``ValueError`` unless ``0 <= momentum < 1`` (tracers pass)."""
-    value = _concrete(momentum)
-    if value is not None and not (0.0 <= value < 1.0):
-        raise ValueError(f"{name} must lie in [0, 1), got {momentum}")
+# Re-exported: the validation lives in the bottom layer (lessons.checks); widgets call it from here.
+from lessons.checks import check_learning_rate as check_learning_rate
+from lessons.checks import check_momentum as check_momentum
 
 
 class MomentumState(NamedTuple):
@@ -179,82 +163,6 @@ def steps_predicted(rate: float, tol: float) -> float:
     if rate <= 0:
         return 1.0
     return math.log(tol) / math.log(rate)
-
-
-def contraction_rates(problem, learning_rates, *, num_steps: int = 200, momentum: float | None = None):
-    r"""Measured contraction per step, :math:`(\|x_T - x^\star\| / \|x_0 - x^\star\|)^{1/T}`, for each learning rate.
-
-    Gradient descent (or heavy ball with the given ``momentum``) runs ``num_steps`` steps on
-    ``problem`` from its default start, for all learning rates at once (one vmapped, compiled scan).
-    A value above 1 means the run diverges.
-    """
-    lrs = jnp.asarray(learning_rates, dtype=jnp.float32)
-    if lrs.ndim != 1 or lrs.size == 0:
-        raise ValueError(f"learning_rates must be a non-empty 1-D sequence, got shape {lrs.shape}")
-    for lr in learning_rates:
-        check_learning_rate(lr, name="learning_rates")
-    if momentum is not None:
-        check_momentum(momentum)
-    x0 = jnp.asarray(problem.start, dtype=jnp.float32)
-    x_star = jnp.asarray(problem.minimisers[0], dtype=jnp.float32)
-
-    def ratio(lr):
-        opt = gradient_descent(lr) if momentum is None else heavy_ball(lr, momentum)
-        _, _, points, _ = scan_iterates(problem.value, problem.grad, opt, x0, opt.init(x0), num_steps)
-        return jnp.linalg.norm(points[-1] - x_star) / jnp.linalg.norm(x0 - x_star)
-
-    ratios = jax.jit(jax.vmap(ratio))(lrs)
-    return jnp.asarray(ratios) ** (1.0 / num_steps)
-
-
-class KappaSweep(NamedTuple):
-    """Measured and predicted steps to a relative tolerance, for each condition number."""
-
-    kappas: jnp.ndarray
-    gd_steps: jnp.ndarray
-    heavy_ball_steps: jnp.ndarray
-    gd_predicted: jnp.ndarray
-    heavy_ball_predicted: jnp.ndarray
-
-
-def kappa_sweep(kappas, *, tol: float = 1e-4, max_steps: int = 200_000, angle: float = math.pi / 6) -> KappaSweep:
-    """Count the steps GD and heavy ball (both optimally tuned) need to shrink the error by ``tol``.
-
-    The problem is :func:`lessons.problems.quadratic` (curvatures ``1/kappa`` and ``1``) from its
-    default start. All condition numbers run in one compiled, vmapped ``while_loop``.
-    """
-    from lessons.problems import quadratic
-
-    kappas = [float(k) for k in kappas]
-    if not kappas or min(kappas) < 1:
-        raise ValueError(f"kappas must be a non-empty list of numbers >= 1, got {kappas}")
-    if not 0 < tol < 1:
-        raise ValueError(f"tol must lie in (0, 1), got {tol}")
-    x0 = jnp.asarray(quadratic(1.0, angle=angle).start)
-    c, s = math.cos(angle), math.sin(angle)
-    R = jnp.array([[c, -s], [s, c]], dtype=x0.dtype)
-
-    def count(kappa, lr, beta):
-        H = R @ jnp.diag(jnp.stack([1.0 / kappa, jnp.ones_like(kappa)])) @ R.T
-        return steps_to_tolerance(lambda x: H @ x, x0, jnp.zeros(2, x0.dtype), heavy_ball(lr, beta), tol=tol, max_steps=max_steps)
-
-    gd = [gd_optimal(1 / k, 1.0) for k in kappas]
-    hb = [heavy_ball_optimal(1 / k, 1.0) for k in kappas]
-    k_arr = jnp.asarray(kappas, dtype=x0.dtype)
-    counter = jax.jit(jax.vmap(count))
-    gd_steps = counter(k_arr, jnp.asarray([t.learning_rate for t in gd], x0.dtype), jnp.zeros_like(k_arr))
-    hb_steps = counter(
-        k_arr,
-        jnp.asarray([t.learning_rate for t in hb], x0.dtype),
-        jnp.asarray([t.momentum for t in hb], x0.dtype),
-    )
-    return KappaSweep(
-        kappas=k_arr,
-        gd_steps=gd_steps,
-        heavy_ball_steps=hb_steps,
-        gd_predicted=jnp.asarray([steps_predicted(t.rate, tol) for t in gd]),
-        heavy_ball_predicted=jnp.asarray([steps_predicted(t.rate, tol) for t in hb]),
-    )
 
 
 def loglog_slope(x, y) -> float:

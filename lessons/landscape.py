@@ -36,18 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from lessons.checks import check_key, check_positive_int, check_shaped_like
 from lessons.curvature import hessian_top_k
-from lessons.data import check_key
 
 PyTree = Any
-
-
-def _check_direction(params, direction, name: str) -> None:
-    if jax.tree.structure(params) != jax.tree.structure(direction):
-        raise ValueError(f"{name} must be a pytree shaped like params")
-    for p, d in zip(jax.tree.leaves(params), jax.tree.leaves(direction), strict=True):
-        if jnp.shape(p) != jnp.shape(d):
-            raise ValueError(f"{name} must be a pytree shaped like params: leaf {jnp.shape(d)} where params has {jnp.shape(p)}")
 
 
 def _check_grid(values, name: str) -> jax.Array:
@@ -101,7 +93,7 @@ def _along(params, directions, coefficients):
 
 def slice_1d(loss_fn: Callable[[PyTree], jax.Array], params: PyTree, direction: PyTree, alphas) -> jax.Array:
     r"""The loss :math:`L(\theta + \alpha d)` for each :math:`\alpha` in ``alphas`` (one vmapped call)."""
-    _check_direction(params, direction, "direction")
+    check_shaped_like(params, direction, "direction")
     alphas = _check_grid(alphas, "alphas")
     return _slice_1d(loss_fn, params, direction, alphas)
 
@@ -120,11 +112,10 @@ def slice_2d(
     is evaluated in vmapped blocks of ``batch_size`` points (``lax.map``), which bounds memory for
     larger networks while staying one compiled call.
     """
-    _check_direction(params, d1, "d1")
-    _check_direction(params, d2, "d2")
+    check_shaped_like(params, d1, "d1")
+    check_shaped_like(params, d2, "d2")
     alphas, betas = _check_grid(alphas, "alphas"), _check_grid(betas, "betas")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int(batch_size, "batch_size")
     A, B = jnp.meshgrid(alphas, betas)
     points = jnp.stack([A.ravel(), B.ravel()], axis=-1)
     return _slice_2d(loss_fn, params, d1, d2, points, batch_size).reshape(betas.size, alphas.size)
@@ -142,8 +133,8 @@ def project(points: Sequence[PyTree], center: PyTree, d1: PyTree, d2: PyTree) ->
     so the directions need not be orthogonal (random ones are only nearly so). Returns shape
     ``(len(points), 2)``.
     """
-    _check_direction(center, d1, "d1")
-    _check_direction(center, d2, "d2")
+    check_shaped_like(center, d1, "d1")
+    check_shaped_like(center, d2, "d2")
     c, _ = ravel_pytree(center)
     D = jnp.stack([ravel_pytree(d1)[0], ravel_pytree(d2)[0]], axis=1)
     X = jnp.stack([ravel_pytree(p)[0] - c for p in points])

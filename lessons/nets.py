@@ -70,9 +70,18 @@ def num_params(params) -> int:
     return sum(int(leaf.size) for leaf in jax.tree.leaves(params))
 
 
+def logistic_losses(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    r"""Per-example logistic losses :math:`\log(1 + e^{-s_i z_i})`, :math:`s_i = 2 y_i - 1`, shape ``labels.shape``.
+
+    With :func:`mlp` it makes the supervised objective of the book's classifiers:
+    ``lessons.train.Objective.supervised(nets.mlp, nets.logistic_losses)``.
+    """
+    return optax.sigmoid_binary_cross_entropy(logits.reshape(labels.shape), labels)
+
+
 def binary_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     r"""Mean logistic loss :math:`\frac1n \sum_i \log(1 + e^{-s_i z_i})`, :math:`s_i = 2 y_i - 1`."""
-    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits.reshape(labels.shape), labels))
+    return jnp.mean(logistic_losses(logits, labels))
 
 
 def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -82,6 +91,11 @@ def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 def classifier_loss(x: jax.Array, y: jax.Array, activation=jnp.tanh) -> Callable[[Params], jax.Array]:
     """The full-batch logistic loss of an MLP binary classifier on ``(x, y)``, as ``params -> scalar``."""
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (n, d_in), got {x.shape}")
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"y must have shape ({x.shape[0]},): one label per row of x, got {y.shape}")
 
     def loss(params):
         return binary_cross_entropy(mlp(params, x, activation), y)

@@ -55,8 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from lessons.data import check_key
-from lessons.first_order import check_learning_rate
+from lessons.checks import check_key, check_positive, check_positive_int
 
 PyTree = Any
 PerExampleLoss = Callable[[PyTree], jax.Array]
@@ -68,12 +67,7 @@ PerExampleLoss = Callable[[PyTree], jax.Array]
 def _check_sigma(sigma) -> None:
     if jnp.ndim(sigma) != 0:
         raise ValueError(f"sigma must be a positive finite scalar, got shape {jnp.shape(sigma)}")
-    check_learning_rate(sigma, name="sigma")
-
-
-def _check_positive_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    check_positive(sigma, "sigma")
 
 
 def _check_losses(shape) -> None:
@@ -217,7 +211,7 @@ def squared_increments(per_example_loss: PerExampleLoss, params: PyTree, perturb
     ``S`` evaluations of the ``n`` per-example losses.
     """
     eps = _check_perturbations(perturbations, params)
-    _check_positive_int(batch_size, "batch_size")
+    check_positive_int(batch_size, "batch_size")
     return _squared_increments(per_example_loss, params, eps, batch_size)
 
 
@@ -255,8 +249,8 @@ def delta2_isotropic_estimate(
     r""":func:`delta2_isotropic` with its standard error (a :class:`Delta2Estimate`)."""
     _check_sigma(sigma)
     check_key(key)
-    _check_positive_int(num_samples, "num_samples")
-    _check_positive_int(batch_size, "batch_size")
+    check_positive_int(num_samples, "num_samples")
+    check_positive_int(batch_size, "batch_size")
     dtype = ravel_pytree(params)[0].dtype
     return _monte_carlo(per_example_loss, params, None, jnp.asarray(sigma, dtype), key, int(num_samples), int(batch_size))
 
@@ -284,8 +278,8 @@ def delta2_subspace_estimate(
     U = _check_basis(U, params)
     _check_sigma(sigma)
     check_key(key)
-    _check_positive_int(num_samples, "num_samples")
-    _check_positive_int(batch_size, "batch_size")
+    check_positive_int(num_samples, "num_samples")
+    check_positive_int(batch_size, "batch_size")
     return _monte_carlo(per_example_loss, params, U, jnp.asarray(sigma, U.dtype), key, int(num_samples), int(batch_size))
 
 

@@ -1,14 +1,25 @@
-"""Compiled optimisation loops: trajectories on 2-D problems, and chunked training with a History.
+r"""The training contract: an objective, its data as arguments, and one compiled "advance n steps".
 
-Two loops, one idea: many steps run inside one ``lax.scan`` (one compiled call), and the host only
-looks at the result between chunks. That is what makes the widgets fast (about 3x more steps per
-second than one jitted call per step on a small MLP, see ``benchmarks/``) and what lets a run stop
-cleanly when the loss stops being finite.
+Every loop of the book (:func:`train`, :func:`trajectory`, :func:`steps_to_tolerance`, the chapters'
+experiments and both widgets) runs the single training step written here, :func:`step`:
 
-Optimizers are optax transformations. Every ``update`` is called as
-``update(grads, state, params, value=loss, grad=grads, value_fn=loss_fn)``: plain transformations
-ignore the extra arguments (through ``optax.with_extra_args_support``); second-order ones
-(:func:`lessons.newton.newton_cg`, ``optax.lbfgs``) use them.
+.. math:: (L, g) = (L(\theta; D), \nabla_\theta L(\theta; D)), \qquad
+   (u, s) = \mathrm{update}(g, s, \theta, \text{extras}), \qquad \theta \leftarrow \theta + u,
+
+where the extras (the loss as a function, the batch, a PRNG key, the model's outputs: whatever a
+method needs) are built in one place, :func:`update_extras`. Plain optax transformations ignore them;
+second-order methods use ``value_fn``.
+
+:func:`advance` runs ``num_steps`` of those steps in one ``lax.scan``, compiled once per
+``(objective, optimizer, num_steps, record)`` and shape: the parameters, optimizer state (which holds
+the hyperparameters, see :mod:`lessons.optimizers`), data, key and the number of steps actually taken
+are all traced arguments, so new data, a new learning rate or a short last chunk never recompile. The
+data are arguments, never captured in closures: that is what lets compiled code be shared (and sharded).
+
+**The divergence rule** (one, everywhere): step :math:`t` is *bad* when the loss at :math:`\theta_t` is
+not finite or :math:`\max|\theta_t|` exceeds ``blowup``. The run freezes at the first bad step
+:math:`t`; it reports ``diverged_at = t`` and keeps :math:`\theta_{t-1}`, the last parameters whose loss
+was finite.
 """
 
 from __future__ import annotations
@@ -25,102 +36,253 @@ import optax
 from jax import lax
 
 from lessons import runtime
+from lessons.checks import check_finite_data, check_positive_int
 
 PyTree = Any
+
+
+# --- the objective ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    r"""What training minimises, with the data left out: they are passed to every compiled call.
+
+    Either a supervised objective, :math:`L(\theta; (x, y)) = \frac1n \sum_i \ell(f_\theta(x_i), y_i)`
+    (``apply(params, x) -> outputs`` and ``loss(outputs, y) -> per-example losses``; later chapters use
+    the outputs and the per-example losses), or a plain function ``function(params)`` (data-free, e.g.
+    the 2-D test functions) or ``function(params, data)`` with ``takes_data=True``.
+
+    Objectives are compared by their functions, so build one per model and reuse it: compiled code is
+    cached on it.
+    """
+
+    apply: Callable | None = None
+    loss: Callable | None = None
+    function: Callable | None = None
+    takes_data: bool = False
+
+    def __post_init__(self):
+        supervised = self.apply is not None and self.loss is not None
+        if supervised == (self.function is not None) or (self.apply is None) != (self.loss is None):
+            raise ValueError("an Objective needs either apply and loss (supervised) or function, not both")
+
+    @classmethod
+    def of(cls, function: Callable) -> Objective:
+        """The objective of a plain scalar function ``function(params)``."""
+        if isinstance(function, Objective):
+            return function
+        if not callable(function):
+            raise TypeError(f"loss_fn must be a function of the parameters or an Objective, got {type(function).__name__}")
+        return cls(function=function)
+
+    @classmethod
+    def supervised(cls, apply: Callable, loss: Callable) -> Objective:
+        """Mean of ``loss(apply(params, x), y)`` over the examples of the data ``(x, y)``."""
+        return cls(apply=apply, loss=loss)
+
+    def value_and_outputs(self, params, data=None):
+        """``(L(params; data), outputs)``; outputs are ``None`` for a plain function."""
+        if self.function is not None:
+            return (self.function(params, data) if self.takes_data else self.function(params)), None
+        x, y = data
+        outputs = self.apply(params, x)
+        return jnp.mean(self.loss(outputs, y)), outputs
+
+    def value(self, params, data=None):
+        """The loss :math:`L(\\theta; D)` at ``params``."""
+        return self.value_and_outputs(params, data)[0]
+
+    def bind(self, data) -> Callable:
+        """``params -> L(params; data)``: the loss as a function, for ``value_fn`` and for plotting."""
+        return lambda params: self.value(params, data)
+
+
+# --- one step --------------------------------------------------------------------------------------
+
+
+DEFAULT_EXTRAS = ("value", "grad", "value_fn")
+"""What ``update`` receives unless asked for more: the names optax's own second-order methods take
+(``optax.lbfgs`` refuses names it does not know, so the others are opt-in)."""
+ALL_EXTRAS = (*DEFAULT_EXTRAS, "batch", "key", "outputs")
+
+
+def update_extras(objective: Objective, params, data, key, value, grads, outputs, names=DEFAULT_EXTRAS) -> dict:
+    """The extra arguments an ``update`` receives: the one place to add what a new method needs.
+
+    ``value`` and ``grad`` (the loss and gradient at ``params``), ``value_fn`` (the loss as a function
+    of the parameters, on this batch), ``batch`` (the data), ``key`` (a fresh PRNG key for this step, or
+    ``None``) and ``outputs`` (the model's outputs on the batch; ``None`` for plain functions). Only
+    ``names`` (a subset of :data:`ALL_EXTRAS`) are passed.
+    """
+    del params
+    every = dict(value=value, grad=grads, value_fn=objective.bind(data), batch=data, key=key, outputs=outputs)
+    unknown = set(names) - set(every)
+    if unknown:
+        raise ValueError(f"extras must be names in {ALL_EXTRAS}, got {sorted(unknown)}")
+    return {name: every[name] for name in names}
+
+
+def step(objective: Objective, optimizer, params, opt_state, data=None, key=None, extras=DEFAULT_EXTRAS):
+    """One training step: ``(new_params, new_opt_state, loss at params)``. Pure; use inside ``jit``."""
+    (value, outputs), grads = jax.value_and_grad(objective.value_and_outputs, has_aux=True)(params, data)
+    extras = update_extras(objective, params, data, key, value, grads, outputs, extras)
+    updates, opt_state = optax.with_extra_args_support(optimizer).update(grads, opt_state, params, **extras)
+    return optax.apply_updates(params, updates), opt_state, value
 
 
 def _tree_where(pred, on_true, on_false):
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
-def _check_steps(num_steps, name="num_steps"):
-    if not isinstance(num_steps, (int, np.integer)) or num_steps < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {num_steps!r}")
+def _max_abs(tree):
+    return jnp.max(jnp.stack([jnp.max(jnp.abs(leaf), initial=0.0) for leaf in jax.tree.leaves(tree)]))
 
 
-# --- Trajectories on small problems ---------------------------------------------------------------
+class Chunk(NamedTuple):
+    """What :func:`advance` returns.
+
+    ``params``/``opt_state`` after the steps (frozen at a bad step), ``last_good`` the last parameters
+    whose loss was finite, ``losses[i]`` the loss before step ``i`` of the chunk, ``diverged`` the index
+    of the first bad step in the chunk (``num_steps`` if none), ``records`` what ``record(params,
+    opt_state)`` returned after each step (``None`` without ``record``), ``key`` the key to continue with,
+    ``value`` the loss at the returned ``params``.
+    """
+
+    params: PyTree
+    opt_state: PyTree
+    last_good: PyTree
+    losses: jax.Array
+    diverged: jax.Array
+    records: PyTree
+    key: jax.Array | None
+    value: jax.Array
+
+
+def _advance(objective, optimizer, num_steps, record, extras, params, opt_state, data, key, num_active, blowup):
+    def body(carry, index):
+        params, state, last_good, ok, first_bad, key = carry
+        step_key = None
+        if key is not None:
+            key, step_key = jax.random.split(key)
+        new_params, new_state, value = step(objective, optimizer, params, state, data, step_key, extras)
+        bad = ~jnp.isfinite(value) | (_max_abs(params) > blowup)
+        active = index < num_active
+        go = ok & ~bad & active
+        last_good = _tree_where(ok & ~bad, params, last_good)
+        first_bad = jnp.where(ok & bad & active, jnp.minimum(first_bad, index), first_bad)
+        params, state = _tree_where(go, new_params, params), _tree_where(go, new_state, state)
+        ok = ok & (~bad | ~active)
+        recorded = None if record is None else record(params, state)
+        return (params, state, last_good, ok, first_bad, key), (value, recorded)
+
+    carry = (params, opt_state, params, jnp.bool_(True), jnp.int32(num_steps), key)
+    steps = jnp.arange(num_steps, dtype=jnp.int32)
+    (params, opt_state, last_good, _, first_bad, key), (losses, records) = lax.scan(body, carry, steps)
+    return Chunk(params, opt_state, last_good, losses, first_bad, records, key, objective.value(params, data))
+
+
+_advance_jit = jax.jit(_advance, static_argnums=(0, 1, 2, 3, 4))
+
+
+def advance(
+    objective: Objective,
+    optimizer,
+    params,
+    opt_state,
+    data=None,
+    *,
+    num_steps: int,
+    num_active=None,
+    key=None,
+    blowup: float = math.inf,
+    record: Callable | None = None,
+    extras: tuple[str, ...] = DEFAULT_EXTRAS,
+) -> Chunk:
+    """Run up to ``num_steps`` training steps in one compiled ``lax.scan`` (see the module docstring).
+
+    Only the first ``num_active`` steps (traced; default all) are taken, so a short last chunk reuses the
+    compiled code. ``key`` (optional) is split once per step and handed to ``update`` as ``key``.
+    ``extras`` names what ``update`` receives (:func:`update_extras`). Compiled once per
+    ``(objective, optimizer, num_steps, record, extras)``: pass the same objects each time.
+    """
+    check_positive_int(num_steps, "num_steps")
+    num_active = num_steps if num_active is None else num_active
+    dtype = jnp.result_type(*jax.tree.leaves(params)) if jax.tree.leaves(params) else jnp.float32
+    blowup = jnp.asarray(blowup, dtype)
+    return _advance_jit(
+        objective, optimizer, int(num_steps), record, tuple(extras), params, opt_state, data, key, jnp.int32(num_active), blowup
+    )
+
+
+# --- trajectories of small problems ----------------------------------------------------------------
 
 
 class Trajectory(NamedTuple):
     """Iterates of an optimizer: ``points[t]`` and ``values[t] = f(points[t])`` for ``t = 0..steps``.
 
-    ``diverged_at`` is the first step whose iterate is not finite or left a ball of radius
-    ``blowup`` (``None`` when the run stayed finite); ``points`` and ``values`` stop just before it.
+    ``diverged_at`` is the first bad step (see the module docstring), ``None`` if there was none;
+    ``points`` and ``values`` stop just before it. ``opt_state`` is the optimizer's state after the
+    last step (to continue from ``points[-1]``), ``None`` after a divergence.
     """
 
     points: np.ndarray
     values: np.ndarray
     diverged_at: int | None
+    opt_state: Any = None
 
 
-def scan_iterates(value_fn, grad_fn, optimizer, x0, opt_state, num_steps: int):
-    """The pure core of :func:`trajectory` (usable inside ``jit``): ``(x, opt_state, points, values)``.
-
-    ``points`` has shape ``(num_steps, *x0.shape)`` and holds the iterates after each step.
-    """
-    opt = optax.with_extra_args_support(optimizer)
-
-    def step(carry, _):
-        x, state = carry
-        value, grads = value_fn(x), grad_fn(x)
-        updates, state = opt.update(grads, state, x, value=value, grad=grads, value_fn=value_fn)
-        x = optax.apply_updates(x, updates)
-        return (x, state), (x, value_fn(x))
-
-    (x, opt_state), (points, values) = lax.scan(step, (x0, opt_state), None, length=num_steps)
-    return x, opt_state, points, values
+def record_params(params, opt_state):
+    """A ``record`` for :func:`advance`: the parameters after each step (the iterates of a trajectory)."""
+    del opt_state
+    return params
 
 
-def truncate_divergence(points, values, *, blowup: float = 1e6, offset: int = 0):
-    """Cut ``points``/``values`` before the first non-finite or far-away iterate.
-
-    Returns ``(points, values, diverged_at)`` with ``diverged_at = offset + index`` or ``None``.
-    """
-    points, values = np.asarray(points), np.asarray(values)
-    flat = points.reshape(points.shape[0], -1)
-    bad = ~np.isfinite(values) | ~np.all(np.isfinite(flat), axis=1) | (np.abs(flat).max(axis=1, initial=0) > blowup)
-    if not bad.any():
-        return points, values, None
-    first = int(np.argmax(bad))
-    return points[:first], values[:first], offset + first
-
-
-def trajectory(value_fn, x0, optimizer, num_steps: int, *, grad_fn=None, blowup: float = 1e6) -> Trajectory:
+def trajectory(
+    value_fn, x0, optimizer, num_steps: int, *, data=None, blowup: float = 1e6, opt_state=None, extras=DEFAULT_EXTRAS
+) -> Trajectory:
     """Run ``optimizer`` from ``x0`` for ``num_steps`` steps on ``value_fn``, recording every iterate.
 
     Args:
-        value_fn: ``x -> f(x)``, a scalar function (e.g. ``problem.value``).
+        value_fn: ``x -> f(x)`` (e.g. ``problem.value``) or an :class:`Objective` (with its ``data``).
         x0: the starting point.
         optimizer: an optax transformation.
         num_steps: how many steps.
-        grad_fn: ``x -> grad f(x)``; by default ``jax.grad(value_fn)``.
         blowup: an iterate farther than this from the origin counts as divergence.
+        opt_state: start from this optimizer state instead of ``optimizer.init(x0)``.
     """
-    _check_steps(num_steps)
+    check_positive_int(num_steps, "num_steps", low=0)
+    objective = Objective.of(value_fn)
     x0 = jnp.asarray(x0)
     if not jnp.issubdtype(x0.dtype, jnp.floating):
         x0 = x0.astype(jnp.result_type(float))
-    grad_fn = grad_fn or jax.grad(value_fn)
+    opt_state = optimizer.init(x0) if opt_state is None else opt_state
+    if num_steps == 0:
+        done, final_state = 0, opt_state
+        points, values = np.asarray(x0)[None], np.asarray(objective.value(x0, data))[None]
+    else:
+        chunk = advance(
+            objective, optimizer, x0, opt_state, data, num_steps=num_steps, blowup=blowup, record=record_params, extras=extras
+        )
+        done = min(int(chunk.diverged), num_steps)  # steps taken before the first bad one
+        final_state = chunk.opt_state
+        points = np.concatenate([np.asarray(x0)[None], np.asarray(chunk.records)[:done]])
+        values = np.append(np.asarray(chunk.losses)[:done], np.asarray(chunk.value))
+    # points[done] has not been judged by a step yet: judge it by the same rule.
+    if not np.isfinite(values[-1]) or np.abs(points[-1]).max(initial=0) > blowup:
+        return Trajectory(points[:done], values[:done], done)
+    if num_steps > 0 and done < num_steps:
+        return Trajectory(points[:done], values[:done], done)
+    return Trajectory(points, values, None, final_state)
 
-    @jax.jit
-    def run(x0):
-        state = optimizer.init(x0)
-        _, _, points, values = scan_iterates(value_fn, grad_fn, optimizer, x0, state, num_steps)
-        return points, values
 
-    points, values = run(x0)
-    points = np.concatenate([np.asarray(x0)[None], np.asarray(points)])
-    values = np.concatenate([np.asarray(value_fn(x0))[None], np.asarray(values)])
-    points, values, diverged_at = truncate_divergence(points, values, blowup=blowup)
-    return Trajectory(points, values, diverged_at)
+def steps_to_tolerance(value_fn, x0, x_star, optimizer, *, tol: float, max_steps: int, data=None):
+    """Steps until ``|x_t - x*| <= tol |x_0 - x*|`` (``max_steps`` if never, or if the run diverges): traced.
 
-
-def steps_to_tolerance(grad_fn, x0, x_star, optimizer, *, tol: float, max_steps: int):
-    """Steps until ``|x_t - x*| <= tol |x_0 - x*|`` (``max_steps`` if never): a traced integer.
-
-    A ``lax.while_loop``: it can be jit-compiled and vmapped over problems or hyperparameters.
+    A ``lax.while_loop`` over :func:`step`: it can be jit-compiled and vmapped over problems or
+    hyperparameters (pass the varying parts of the problem as ``data``).
     """
-    opt = optax.with_extra_args_support(optimizer)
+    objective = Objective.of(value_fn)
     target = tol * jnp.linalg.norm(x0 - x_star)
 
     def not_done(carry):
@@ -130,14 +292,14 @@ def steps_to_tolerance(grad_fn, x0, x_star, optimizer, *, tol: float, max_steps:
 
     def body(carry):
         x, state, k = carry
-        updates, state = opt.update(grad_fn(x), state, x)
-        return optax.apply_updates(x, updates), state, k + 1
+        x, state, _ = step(objective, optimizer, x, state, data)
+        return x, state, k + 1
 
     x, _, k = lax.while_loop(not_done, body, (x0, optimizer.init(x0), jnp.int32(0)))
     return jnp.where(jnp.isfinite(jnp.linalg.norm(x)), k, max_steps)
 
 
-# --- Training in chunks ---------------------------------------------------------------------------
+# --- training in chunks, with a History ------------------------------------------------------------
 
 
 @dataclasses.dataclass
@@ -171,71 +333,42 @@ class History:
         return self.diverged_at is not None
 
 
-def make_train_chunk(loss_fn: Callable[[PyTree], jax.Array], optimizer, chunk_size: int, record=None):
-    """A jitted ``(params, opt_state, num_active) -> (params, opt_state, last_good, losses, ok, records)``.
-
-    It runs ``chunk_size`` steps in one ``lax.scan``. Only the first ``num_active`` (traced, so a
-    short final chunk does not recompile) are applied; once a loss is not finite the parameters and
-    state freeze, ``ok`` turns false, and ``last_good`` holds the last parameters with a finite loss.
-    ``records`` stacks ``record(params, opt_state)`` after each step (``None`` without ``record``).
-    """
-    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    opt = optax.with_extra_args_support(optimizer)
-    value_and_grad = jax.value_and_grad(loss_fn)
-
-    def step(carry, index):
-        params, state, last_good, ok, num_active = carry
-        loss, grads = value_and_grad(params)
-        finite = jnp.isfinite(loss)
-        go = ok & finite & (index < num_active)
-        updates, new_state = opt.update(grads, state, params, value=loss, grad=grads, value_fn=loss_fn)
-        new_params = optax.apply_updates(params, updates)
-        last_good = _tree_where(ok & finite, params, last_good)
-        params = _tree_where(go, new_params, params)
-        state = _tree_where(go, new_state, state)
-        ok = ok & (finite | (index >= num_active))
-        recorded = None if record is None else record(params, state)
-        return (params, state, last_good, ok, num_active), (loss, recorded)
-
-    @jax.jit
-    def chunk(params, opt_state, num_active):
-        carry = (params, opt_state, params, jnp.bool_(True), num_active)
-        (params, opt_state, last_good, ok, _), (losses, records) = lax.scan(step, carry, jnp.arange(chunk_size))
-        return params, opt_state, last_good, losses, ok, records
-
-    return chunk
-
-
 def train(
-    loss_fn: Callable[[PyTree], jax.Array],
+    loss_fn,
     params: PyTree,
     optimizer,
     *,
     num_steps: int,
+    data=None,
+    key=None,
     chunk_size: int = 500,
     snapshot_every: int | None = None,
     opt_state: PyTree = None,
     record: Callable[[PyTree, PyTree], PyTree] | None = None,
+    extras: tuple[str, ...] = DEFAULT_EXTRAS,
     progress: bool = True,
 ) -> History:
-    r"""Minimise ``loss_fn`` from ``params`` with an optax ``optimizer``, in compiled chunks.
+    r"""Minimise ``loss_fn`` from ``params`` with an optax ``optimizer``, in compiled chunks of :func:`advance`.
 
     Each step is :math:`\theta \leftarrow \theta + \mathrm{update}(\nabla L(\theta))`. The run stops at
-    the first non-finite loss, with ``History.message`` saying where; the parameters returned are
-    the last ones whose loss was finite.
+    the first non-finite loss (the module's divergence rule), with ``History.message`` saying where;
+    the parameters returned are the last ones whose loss was finite. Data holding a NaN are refused
+    before the first step, with the array named.
 
     Args:
-        loss_fn: ``params -> scalar`` (close over the data; full-batch training).
+        loss_fn: ``params -> scalar``, or an :class:`Objective` whose ``data`` are passed as ``data``.
         params: initial parameters, any pytree.
-        optimizer: an optax transformation (ours, optax's, or a chain).
+        optimizer: an optax transformation (ours, optax's, a chain, or a registry method's).
         num_steps: number of steps.
+        data: the objective's data (an :class:`Objective` only), passed to the compiled steps.
+        key: a PRNG key handed to the optimizer, split once per step.
         chunk_size: steps per compiled call.
-        snapshot_every: if set, keep a copy of the parameters every this many steps (for
-            trajectories and landscape plots); chunks then have this length.
+        snapshot_every: if set, keep a copy of the parameters every this many steps (chunks then have
+            this length).
         opt_state: resume from this optimizer state instead of ``optimizer.init(params)``.
         record: ``(params, opt_state) -> pytree`` evaluated after every step inside the compiled loop
             (e.g. the CG iterations of :func:`lessons.newton.newton_cg`); stacked in ``History.records``.
+        extras: what ``update`` receives besides the gradient (:func:`update_extras`).
         progress: show a progress bar for long runs (never in test mode).
 
     Example::
@@ -246,16 +379,19 @@ def train(
         >>> h.steps, h.loss[0]
         (50, np.float32(3.0))
     """
-    _check_steps(num_steps)
-    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    objective = Objective.of(loss_fn)
+    check_positive_int(num_steps, "num_steps", low=0)
+    check_positive_int(chunk_size, "chunk_size")
     if snapshot_every is not None:
-        if not isinstance(snapshot_every, (int, np.integer)) or snapshot_every < 1:
-            raise ValueError(f"snapshot_every must be a positive integer, got {snapshot_every!r}")
+        check_positive_int(snapshot_every, "snapshot_every")
         chunk_size = int(snapshot_every)
+    if data is not None:
+        check_finite_data(data)
+    bad_params = [p for p in jax.tree.leaves(params) if not np.all(np.isfinite(np.asarray(p)))]
+    if bad_params:
+        raise ValueError("params hold non-finite values (NaN or inf): start from finite parameters")
     chunk_size = max(1, min(int(chunk_size), max(num_steps, 1)))
     opt_state = optimizer.init(params) if opt_state is None else opt_state
-    chunk = make_train_chunk(loss_fn, optimizer, chunk_size, record)
 
     losses: list[np.ndarray] = []
     records: list[PyTree] = []
@@ -267,30 +403,36 @@ def train(
         chunks = runtime.progress(chunks, total=num_chunks, desc="training")
     for _ in chunks:
         active = min(chunk_size, num_steps - done)
-        new_params, new_state, last_good, chunk_losses, ok, chunk_records = chunk(params, opt_state, jnp.int32(active))
-        chunk_losses = np.asarray(chunk_losses)[:active]
-        if not bool(ok):
-            first = int(np.argmax(~np.isfinite(chunk_losses)))
-            losses.append(chunk_losses[:first])
-            records.append(jax.tree.map(lambda r, first=first: np.asarray(r)[:first], chunk_records))
+        run = dict(num_steps=chunk_size, num_active=active, key=key, record=record, extras=extras)
+        chunk = advance(objective, optimizer, params, opt_state, data, **run)
+        key = chunk.key
+        first = int(chunk.diverged)
+        taken = min(first, active)
+        losses.append(np.asarray(chunk.losses)[:taken])
+        records.append(jax.tree.map(lambda r, taken=taken: np.asarray(r)[:taken], chunk.records))
+        if first < active:
             diverged_at = done + first
-            params = last_good
+            params = chunk.last_good
             done += first
             break
-        losses.append(chunk_losses)
-        records.append(jax.tree.map(lambda r, active=active: np.asarray(r)[:active], chunk_records))
-        params, opt_state = new_params, new_state
+        params, opt_state = chunk.params, chunk.opt_state
         done += active
         if snapshot_every:
             snapshots.append((done, params))
 
     loss = np.concatenate(losses) if losses else np.zeros((0,), np.float32)
     if diverged_at is None:
-        message = f"finished {done} steps; final loss {float(jax.jit(loss_fn)(params)):.4g}" if done else "no steps taken"
+        final = float(jax.jit(objective.value)(params, data))
+        message = f"finished {done} steps; final loss {final:.4g}" if done else "no steps taken"
+    elif diverged_at == 0:
+        message = (
+            "the loss at the initial parameters is not finite: no step taken "
+            "(look for a NaN or an infinity in the data or the initial parameters)"
+        )
     else:
         message = (
             f"diverged at step {diverged_at}: the loss became non-finite; "
-            f"stopped and kept the parameters of step {max(diverged_at - 1, 0)}"
+            f"stopped and kept the parameters of step {diverged_at - 1}"
         )
     return History(
         loss=loss,

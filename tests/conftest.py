@@ -20,6 +20,9 @@ import jax
 import pytest
 
 jax.config.update("jax_enable_x64", True)
+# Compile for real in tests: a persistent-cache hit would hide a compilation from tests/test_widget_compiles.py,
+# and a test run should not write into the user's cache. (Kernels started by the browser tests keep it.)
+os.environ.setdefault("DESCENT_DYNAMICS_CACHE_DIR", "off")
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"

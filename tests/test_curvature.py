@@ -9,18 +9,10 @@ import numpy as np
 import pytest
 from scipy.sparse.linalg import eigsh
 
-from lessons import curvature, data, nets, newton
-from lessons.curvature import (
-    hutchinson_trace,
-    lanczos,
-    lanczos_top_k,
-    power_iteration,
-    power_iteration_top_k,
-    rademacher,
-    slq_density,
-    spectral_density,
-    tridiagonal,
-)
+from lessons import autodiff, curvature, data, nets
+from lessons import lanczos as lanczos_module
+from lessons.curvature import hutchinson_trace, rademacher, slq_density, spectral_density
+from lessons.lanczos import lanczos, lanczos_top_k, power_iteration, power_iteration_top_k, tridiagonal
 
 
 def with_spectrum(eigenvalues, seed=0):
@@ -91,12 +83,12 @@ def test_lanczos_top_k_on_an_mlp_hessian():
 
     @jax.jit  # one compiled program: linearising the gradient op by op would cost seconds of small compiles
     def top_5(params, key):
-        matvec, flat_dim = newton.flat_hvp(loss, params)
+        matvec, flat_dim = autodiff.flat_hvp(loss, params)
         assert flat_dim == dim
         return lanczos_top_k(matvec, dim, 5, key=key)
 
     values, vectors = top_5(params, jax.random.key(2))
-    H = np.asarray(jax.jit(lambda p: newton.hessian_matrix(loss, p))(params))
+    H = np.asarray(jax.jit(lambda p: autodiff.hessian_matrix(loss, p))(params))
     assert H.shape == (dim, dim)
     np.testing.assert_allclose(H, H.T, atol=1e-12)
     assert_top_eigenpairs(H, values, vectors, 5, rtol=1e-7)
@@ -327,7 +319,7 @@ def test_hessian_spectrum_gives_top_eigenpairs_and_the_slq_measure_from_one_set_
     dim = nets.num_params(params)  # 67: 40 Lanczos steps resolve the top of the spectrum
     key = jax.random.key(2)
     spectrum = curvature.hessian_spectrum(loss, params, 3, key=key, num_steps=40, num_starts=3)
-    H = np.asarray(newton.hessian_matrix(loss, params))
+    H = np.asarray(autodiff.hessian_matrix(loss, params))
     lam, V = np.linalg.eigh(H)
     np.testing.assert_allclose(spectrum.eigenvalues, lam[::-1][:3], rtol=1e-8)
     for i, direction in enumerate(spectrum.directions):
@@ -339,3 +331,21 @@ def test_hessian_spectrum_gives_top_eigenpairs_and_the_slq_measure_from_one_set_
     assert dim == 67
     with pytest.raises(ValueError, match="num_steps"):
         curvature.hessian_spectrum(loss, params, 3, key=key, num_steps=2, num_starts=1)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "LanczosResult",
+        "PowerIterationResult",
+        "lanczos",
+        "lanczos_top_k",
+        "power_iteration",
+        "power_iteration_top_k",
+        "tridiagonal",
+    ],
+)
+def test_curvature_re_exports_the_lanczos_machinery(name):
+    # The chapters call ``curvature.lanczos`` and friends: the same objects as in lessons.lanczos.
+    assert getattr(curvature, name) is getattr(lanczos_module, name)
+    assert name in curvature.__all__

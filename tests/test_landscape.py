@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from lessons import data, landscape, nets, newton
+from lessons import autodiff, data, landscape, nets
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_projection_recovers_coordinates_in_the_plane(net):
 def test_eigen_directions_are_hessian_eigenvectors(net):
     loss, params = net
     values, directions = landscape.eigen_directions(loss, params, 2, key=jax.random.key(8), num_steps=40)
-    H = np.asarray(newton.hessian_matrix(loss, params))
+    H = np.asarray(autodiff.hessian_matrix(loss, params))
     exact = np.linalg.eigvalsh(H)[::-1][:2]
     np.testing.assert_allclose(values, exact, rtol=1e-8)
     for lam, d in zip(values, directions, strict=True):

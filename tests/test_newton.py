@@ -1,5 +1,6 @@
-"""Newton's method: HVPs against finite differences and jax.hessian, Newton steps against NumPy
-solves, CG against a textbook NumPy loop, and Newton-CG's damping and step rejection."""
+"""Newton's method and its building blocks: HVPs (lessons.autodiff) against finite differences and
+jax.hessian, Newton steps against NumPy solves, CG (lessons.linalg) against a textbook NumPy loop,
+Newton-CG's damping and step rejection, and the cost measurements (lessons.costs)."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +9,7 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from lessons import data, first_order, nets, newton, problems, train
+from lessons import autodiff, checks, costs, data, first_order, linalg, nets, newton, problems, train
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def random_like(params, seed):
     return unravel(jnp.asarray(np.random.default_rng(seed).normal(size=flat.size)))
 
 
-@pytest.mark.parametrize("method", [newton.hvp, newton.hvp_reverse_over_reverse, newton.hvp_reverse_over_forward])
+@pytest.mark.parametrize("method", [autodiff.hvp, autodiff.hvp_reverse_over_reverse, autodiff.hvp_reverse_over_forward])
 def test_hvps_match_finite_differences_and_jax_hessian(mlp_problem, method):
     f, params = mlp_problem
     v = random_like(params, 0)
@@ -41,27 +42,27 @@ def test_hvps_match_finite_differences_and_jax_hessian(mlp_problem, method):
 
 def test_hessian_matrix_and_flat_hvp(mlp_problem):
     f, params = mlp_problem
-    H = np.asarray(newton.hessian_matrix(f, params))
+    H = np.asarray(autodiff.hessian_matrix(f, params))
     flat, unravel = ravel_pytree(params)
     np.testing.assert_allclose(H, jax.hessian(lambda w: f(unravel(w)))(flat), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(H, H.T, atol=1e-12)
-    matvec, dim = newton.flat_hvp(f, params)
+    matvec, dim = autodiff.flat_hvp(f, params)
     v = np.random.default_rng(1).normal(size=dim)
     assert dim == flat.size
     np.testing.assert_allclose(matvec(jnp.asarray(v)), H @ v, rtol=1e-10, atol=1e-12)
     # against the hand-written Hessian of Rosenbrock
     r = problems.rosenbrock()
     x = jnp.array([0.3, -0.7])
-    np.testing.assert_allclose(newton.hessian_matrix(r.value, x), r.hessian(x), rtol=1e-12)
+    np.testing.assert_allclose(autodiff.hessian_matrix(r.value, x), r.hessian(x), rtol=1e-12)
 
 
 def test_hvp_rejects_a_vector_of_the_wrong_shape(mlp_problem):
     f, params = mlp_problem
     with pytest.raises(ValueError, match="v must be a pytree shaped like params"):
-        newton.hvp(f, params, jnp.ones(3))
+        autodiff.hvp(f, params, jnp.ones(3))
     bad = [(W, b[:-1]) for W, b in params]
     with pytest.raises(ValueError, match="shaped like params"):
-        newton.hvp(f, params, bad)
+        autodiff.hvp(f, params, bad)
 
 
 def spd(n, seed=0, low=0.1, high=10.0):
@@ -151,7 +152,7 @@ def cg_reference(A, b, iters):
 @pytest.mark.parametrize("iters", [1, 3, 7])
 def test_cg_iterates_match_a_textbook_loop(iters):
     A, b = spd(12, 4), np.random.default_rng(5).normal(size=12)
-    res = newton.conjugate_gradient(lambda v: jnp.asarray(A) @ v, jnp.asarray(b), max_iters=iters, tol=1e-30)
+    res = linalg.conjugate_gradient(lambda v: jnp.asarray(A) @ v, jnp.asarray(b), max_iters=iters, tol=1e-30)
     assert int(res.iterations) == iters and not bool(res.negative_curvature)
     np.testing.assert_allclose(res.x, cg_reference(A, b, iters), rtol=1e-9)
 
@@ -161,7 +162,7 @@ def test_cg_solves_in_as_many_steps_as_distinct_eigenvalues():
     Q, _ = np.linalg.qr(rng.normal(size=(20, 20)))
     A = Q @ np.diag(np.repeat([1.0, 4.0, 9.0], [7, 7, 6])) @ Q.T
     b = rng.normal(size=20)
-    res = newton.conjugate_gradient(lambda v: jnp.asarray(A) @ v, jnp.asarray(b), max_iters=20, tol=1e-10)
+    res = linalg.conjugate_gradient(lambda v: jnp.asarray(A) @ v, jnp.asarray(b), max_iters=20, tol=1e-10)
     assert int(res.iterations) == 3
     np.testing.assert_allclose(res.x, np.linalg.solve(A, b), rtol=1e-8)
 
@@ -169,10 +170,10 @@ def test_cg_solves_in_as_many_steps_as_distinct_eigenvalues():
 def test_cg_stops_at_negative_curvature():
     A = np.diag([2.0, -1.0, 3.0])
     b = np.array([1.0, 0.0, 0.0])  # first direction has positive curvature
-    res = newton.conjugate_gradient(lambda v: jnp.asarray(A) @ v, jnp.asarray(np.array([0.0, 1.0, 0.0])), max_iters=5)
+    res = linalg.conjugate_gradient(lambda v: jnp.asarray(A) @ v, jnp.asarray(np.array([0.0, 1.0, 0.0])), max_iters=5)
     assert bool(res.negative_curvature) and int(res.iterations) == 1
     np.testing.assert_allclose(res.x, [0.0, 1.0, 0.0])  # first step: fall back to b (steepest descent)
-    res = newton.conjugate_gradient(lambda v: jnp.asarray(A) @ v, jnp.asarray(b + np.array([0, 1.0, 0])), max_iters=5)
+    res = linalg.conjugate_gradient(lambda v: jnp.asarray(A) @ v, jnp.asarray(b + np.array([0, 1.0, 0])), max_iters=5)
     assert bool(res.negative_curvature)
     assert np.all(np.isfinite(res.x))
 
@@ -216,7 +217,7 @@ def test_newton_cg_chains_with_optax_and_needs_the_loss(mlp_problem):
 
 def test_measured_costs_scale_as_theory_says():
     x, y = data.two_spirals(64, key=jax.random.key(2))
-    c = newton.measure_costs([4, 8, 16], x, y, key=jax.random.key(3), repeats=1)
+    c = costs.measure_costs([4, 8, 16], x, y, key=jax.random.key(3), repeats=1)
     assert list(c.num_params) == [37, 105, 337]
     assert 0.8 < first_order.loglog_slope(c.num_params, c.hvp_flops) < 1.2
     assert 1.8 < first_order.loglog_slope(c.num_params, c.hessian_flops) < 2.3
@@ -234,9 +235,9 @@ def test_measured_costs_scale_as_theory_says():
         (lambda: newton.newton_cg(cg_tol=0.0), "cg_tol"),
         (lambda: newton.newton_cg(damping_decrease=1.5), "damping_decrease"),
         (lambda: newton.levenberg_marquardt(1.0, decrease=1.2), "decrease"),
-        (lambda: newton.conjugate_gradient(lambda v: v, jnp.ones(3), max_iters=0), "max_iters"),
-        (lambda: newton.conjugate_gradient(lambda v: v[:2], jnp.ones(3), max_iters=2), "matvec"),
-        (lambda: newton.measure_costs([], jnp.ones((2, 2)), jnp.ones(2), key=jax.random.key(0)), "widths"),
+        (lambda: linalg.conjugate_gradient(lambda v: v, jnp.ones(3), max_iters=0), "max_iters"),
+        (lambda: linalg.conjugate_gradient(lambda v: v[:2], jnp.ones(3), max_iters=2), "matvec"),
+        (lambda: costs.measure_costs([], jnp.ones((2, 2)), jnp.ones(2), key=jax.random.key(0)), "widths"),
     ],
 )
 def test_bad_input_names_the_argument(make, name):
@@ -256,3 +257,25 @@ def test_float32_parameters_with_a_float64_loss_keep_their_dtypes(make):
     updates, new_state = opt.update(jax.grad(value_fn)(params), state, params, value_fn=value_fn)
     assert updates["w"].dtype == jnp.float32
     assert [leaf.dtype for leaf in jax.tree.leaves(new_state)] == [leaf.dtype for leaf in jax.tree.leaves(state)]
+
+
+@pytest.mark.parametrize(
+    "name, home",
+    [
+        ("hvp", autodiff),
+        ("hvp_reverse_over_reverse", autodiff),
+        ("hvp_reverse_over_forward", autodiff),
+        ("hessian_matrix", autodiff),
+        ("flat_hvp", autodiff),
+        ("conjugate_gradient", linalg),
+        ("CGResult", linalg),
+        ("compiled_flops", costs),
+        ("measure_costs", costs),
+        ("Costs", costs),
+        ("check_damping", checks),
+    ],
+)
+def test_newton_re_exports_its_building_blocks(name, home):
+    # The chapters and widgets call ``newton.hvp``, ``newton.measure_costs``, ...: the same objects.
+    assert getattr(newton, name) is getattr(home, name)
+    assert name in newton.__all__

@@ -3,16 +3,15 @@
 import numpy as np
 import pytest
 
-from widgets import OptimizerRace
-from widgets.optimizer_race import METHODS
+from widgets import OptimizerRace, base
 
 
 def path(race, name):
-    return race.figure.data[3 + 2 * list(METHODS).index(name)]
+    return base.named(race.figure, f"path {name}")
 
 
 def loss(race, name):
-    return race.figure.data[4 + 2 * list(METHODS).index(name)]
+    return base.named(race.figure, f"loss {name}")
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +74,7 @@ def test_switching_problem_and_methods(race):
     assert race.problem.name == "himmelblau"
     assert race.lr_sliders["GD"].value == pytest.approx(0.01)  # defaults for that problem
     assert race.figure.layout.title.text.startswith("Himmelblau")
-    assert len(race.figure.data[1].x) == 4  # four minima drawn
+    assert len(base.named(race.figure, "minima").x) == 4  # four minima drawn
     race.method_checkboxes["Adam"].value = True
     race.run(50)
     assert path(race, "Adam").visible and len(path(race, "Adam").x) == 51
@@ -89,7 +88,7 @@ def test_click_moves_the_start(race):
     class Points:
         xs, ys = [0.5], [-1.0]
 
-    race._on_click(race.figure.data[0], Points(), None)
+    race._on_click(base.named(race.figure, "contour"), Points(), None)
     np.testing.assert_allclose(race.start, [0.5, -1.0])
     assert path(race, "GD").x[0] == pytest.approx(0.5)
 
@@ -128,3 +127,14 @@ def test_bad_input_names_the_argument(kwargs, name):
 def test_bad_run_steps(race):
     with pytest.raises(ValueError, match="steps"):
         race.run(0)
+
+
+def test_the_race_runs_in_float32():
+    # Tests switch x64 on; the race (as in the book) still computes in float32.
+    race = OptimizerRace(problem="rosenbrock", methods=("GD", "Adam", "Damped Newton"))
+    race.run(50)
+    for name in race.active_methods:
+        lane = race.lanes[name]
+        assert lane.x.dtype == np.float32 and lane.diverged_at is None
+        values = np.concatenate(lane.values)
+        assert values.dtype == np.float32 and values[-1] < values[0], name

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from lessons import data, nets, newton, stability, train
+from lessons import autodiff, data, nets, stability, train
 from lessons.first_order import loglog_slope
 
 P, N = 6, 12
@@ -181,7 +181,7 @@ def test_jit_and_dtype(spirals_net):
 
 def test_decay_in_k_over_random_orderings(spirals_net):
     per_example, params, mean_loss = spirals_net
-    _, V = np.linalg.eigh(np.asarray(newton.hessian_matrix(mean_loss, params)))
+    _, V = np.linalg.eigh(np.asarray(autodiff.hessian_matrix(mean_loss, params)))
     U = jnp.asarray(V[:, ::-1][:, :4])
     n, rng = 64, np.random.default_rng(11)
     orders = jnp.asarray(np.array([rng.permutation(n) for _ in range(20)]))

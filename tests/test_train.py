@@ -1,11 +1,12 @@
 """Training loops: chunked scans against step-by-step NumPy, divergence stops, trajectories."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-from lessons import first_order, problems, train
+from lessons import data, first_order, nets, newton, optimizers, problems, train
 
 
 def quad(H):
@@ -61,6 +62,7 @@ def test_divergence_at_step_zero():
     h = train.train(lambda w: jnp.sum(w) * jnp.nan, jnp.ones(2), first_order.gradient_descent(0.1), num_steps=10, progress=False)
     assert h.diverged_at == 0 and h.steps == 0 and len(h.loss) == 0
     np.testing.assert_array_equal(h.params, jnp.ones(2))
+    assert "initial parameters is not finite" in h.message and "data" in h.message
 
 
 def test_snapshots_and_resume():
@@ -93,14 +95,14 @@ def test_trajectory_records_every_iterate_and_cuts_divergence():
 def test_steps_to_tolerance_matches_a_loop():
     Hd = jnp.asarray(np.diag([0.1, 1.0]))
     k = train.steps_to_tolerance(
-        lambda x: Hd @ x, jnp.ones(2), jnp.zeros(2), first_order.gradient_descent(1.0), tol=1e-3, max_steps=10_000
+        lambda x: 0.5 * x @ Hd @ x, jnp.ones(2), jnp.zeros(2), first_order.gradient_descent(1.0), tol=1e-3, max_steps=10_000
     )
     x, n = np.ones(2), 0
     while np.linalg.norm(x) > 1e-3 * np.sqrt(2):
         x, n = x - np.diag([0.1, 1.0]) @ x, n + 1
     assert int(k) == n
     capped = train.steps_to_tolerance(
-        lambda x: Hd @ x, jnp.ones(2), jnp.zeros(2), first_order.gradient_descent(1e-3), tol=1e-3, max_steps=50
+        lambda x: 0.5 * x @ Hd @ x, jnp.ones(2), jnp.zeros(2), first_order.gradient_descent(1e-3), tol=1e-3, max_steps=50
     )
     assert int(capped) == 50
 
@@ -116,3 +118,123 @@ def test_steps_to_tolerance_matches_a_loop():
 def test_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         train.train(quad(H3), jnp.ones(3), first_order.gradient_descent(0.1), progress=False, **kwargs)
+
+
+# --- the contract: objective + data as arguments, one advance, extras in one place -----------------
+
+
+def _spirals(dtype=jnp.float64, n=64):
+    x, y = data.two_spirals(n, key=jax.random.key(0), dtype=dtype)
+    params = nets.init_mlp([2, 6, 1], key=jax.random.key(1), dtype=dtype)
+    objective = train.Objective.supervised(nets.mlp, nets.logistic_losses)
+    return objective, params, (x, y)
+
+
+def test_supervised_objective_equals_the_closure_loss():
+    objective, params, (x, y) = _spirals()
+    np.testing.assert_allclose(objective.value(params, (x, y)), nets.classifier_loss(x, y)(params), rtol=1e-12)
+    h = train.train(objective, params, first_order.gradient_descent(0.5), data=(x, y), num_steps=40, progress=False)
+    ref = train.train(nets.classifier_loss(x, y), params, first_order.gradient_descent(0.5), num_steps=40, progress=False)
+    np.testing.assert_allclose(h.loss, ref.loss, rtol=1e-12)
+
+
+def test_advance_takes_new_data_without_recompiling():
+    objective, params, (x, y) = _spirals()
+    opt = first_order.gradient_descent(0.1)
+    state = opt.init(params)
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda name, *a, **k: compiles.append(name) if name == "/jax/core/compile/backend_compile_duration" else None
+    )
+    reversed_data = (x[::-1], y[::-1])
+    train.advance(objective, opt, params, state, (x, y), num_steps=5)
+    before = len(compiles)
+    chunk = train.advance(objective, opt, params, state, reversed_data, num_steps=5, num_active=3)
+    assert len(compiles) == before  # new data and a shorter chunk: the same compiled code
+    assert int(chunk.diverged) == 5  # nothing diverged
+    # the data were used: a permutation of a full batch leaves the mean loss unchanged at the start
+    np.testing.assert_allclose(chunk.losses[0], objective.value(params, (x, y)), rtol=1e-12)
+
+
+def test_every_update_gets_the_extras_it_may_need():
+    objective, params, batch = _spirals()
+    seen = {}
+
+    def spy():
+        def init(params):
+            return optax.EmptyState()
+
+        def update(grads, state, params=None, *, value, grad, value_fn, batch, key, outputs, **extra):
+            seen.update(value=value, value_fn=value_fn(params), batch=batch, key=key, outputs=outputs)
+            return jax.tree.map(jnp.zeros_like, grads), state
+
+        return optax.GradientTransformationExtraArgs(init, update)
+
+    opt = spy()
+    jax.jit(lambda p, s, d, k: train.step(objective, opt, p, s, d, k, train.ALL_EXTRAS)[2])(
+        params, opt.init(params), batch, jax.random.key(3)
+    )
+    # (values seen inside jit are tracers: check the shapes the update saw)
+    assert seen["outputs"].shape == (64, 1) and seen["batch"][0].shape == (64, 2) and seen["value"].shape == ()
+
+
+def test_nan_in_the_data_is_named_before_training():
+    objective, params, (x, y) = _spirals()
+    x = x.at[3, 1].set(jnp.nan)
+    with pytest.raises(ValueError, match=r"data\[0\] holds 1 non-finite"):
+        train.train(objective, params, first_order.gradient_descent(0.1), data=(x, y), num_steps=3, progress=False)
+
+
+@pytest.mark.parametrize("name", list(optimizers.REGISTRY))
+def test_every_registry_method_trains_in_float32(name):
+    # The book and the widgets run float32: every method keeps the dtype and lowers the loss.
+    objective, params, batch = _spirals(jnp.float32, n=32)
+    if name == "Newton":  # undamped Newton heads for saddles of a network: race it on Rosenbrock instead
+        banana = problems.rosenbrock()
+        objective, params, batch = train.Objective.of(banana.value), jnp.asarray(banana.start, jnp.float32), None
+    method = optimizers.get(name)
+    lr = {"GD": 0.5, "Heavy ball": 0.1, "Nesterov": 0.1, "Adam": 0.01}.get(name, 1.0)
+    state = method.init(params, learning_rate=lr, **({"damping": 1.0} if "damping" in method.defaults else {}))
+    h = train.train(objective, params, method.transformation(), data=batch, num_steps=20, opt_state=state, progress=False)
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(h.params))
+    assert not h.diverged and h.loss[-1] < h.loss[0], (name, h.loss[[0, -1]])
+
+
+def test_a_learning_rate_change_does_not_recompile():
+    objective, params, batch = _spirals(jnp.float32)
+    method = optimizers.get("Heavy ball")
+    opt = method.transformation()
+    state = method.init(params)
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda name, *a, **k: compiles.append(name) if name == "/jax/core/compile/backend_compile_duration" else None
+    )
+    first = train.advance(objective, opt, params, state, batch, num_steps=10)
+    before = len(compiles)
+    state = optimizers.set_hyperparameters(state, learning_rate=0.01, momentum=0.5)
+    second = train.advance(objective, opt, params, state, batch, num_steps=10)
+    assert len(compiles) == before
+    assert not np.allclose(first.losses[-1], second.losses[-1])
+
+
+def test_newton_cg_in_the_registry_matches_the_direct_transformation():
+    objective, params, batch = _spirals(n=32)
+    method = optimizers.get("Newton-CG")
+    h = train.train(objective, params, method.transformation(), data=batch, num_steps=5, progress=False)
+    ref = train.train(
+        nets.classifier_loss(*batch), params, newton.newton_cg(1.0, damping=1.0, max_cg_iters=20), num_steps=5, progress=False
+    )
+    np.testing.assert_allclose(h.loss, ref.loss, rtol=1e-10)
+
+
+def test_registry_errors_name_the_argument():
+    with pytest.raises(ValueError, match="method must be one of"):
+        optimizers.get("SGD")
+    with pytest.raises(TypeError, match="method must be a name"):
+        optimizers.get(3)
+    state = optimizers.get("GD").init(jnp.zeros(2))
+    with pytest.raises(ValueError, match="unknown hyperparameter 'momentum'"):
+        optimizers.set_hyperparameters(state, momentum=0.5)
+    with pytest.raises(ValueError, match="learning_rate"):
+        optimizers.set_hyperparameters(state, learning_rate=-1.0)
+    assert optimizers.color("Newton-CG") != optimizers.color("Newton")

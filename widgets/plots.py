@@ -1,28 +1,21 @@
-"""The book's static figures: each is one function returning a ``plotly.graph_objects.Figure``.
+"""The book's drawing kit: one style, one colour per method, and the figures every chapter uses.
 
-The numbers come from :mod:`lessons`; these functions only draw them, so a reader who wants to know
-how a figure was computed follows the call in the chapter to the library in one hop.
+Each function returns a ``plotly.graph_objects.Figure``; the numbers come from :mod:`lessons`, these
+functions only draw them. A chapter's own figures live in :mod:`widgets.figures` (one module per
+chapter, named for it); the apps (:mod:`widgets.optimizer_race`, ...) draw with this kit too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-COLORS = {
-    "GD": "#1f77b4",
-    "Heavy ball": "#d62728",
-    "Nesterov": "#2ca02c",
-    "Adam": "#9467bd",
-    "Newton": "#ff7f0e",
-    "Damped Newton": "#8c564b",
-    "Saddle-free Newton": "#e377c2",
-    "Newton-CG": "#17becf",
-}
-_EXTRA = ["#bcbd22", "#7f7f7f", "#17becf", "#aec7e8", "#ff9896", "#98df8a"]
+from lessons import optimizers
+
+PALETTE = ("#bcbd22", "#7f7f7f", "#e377c2", "#8c564b", "#aec7e8", "#ff9896", "#98df8a", "#17becf")
+"""Colours for series that are not a method of the registry (each figure takes them in order)."""
 
 
 def thin(n: int, max_points: int = 600, dense: int = 150) -> np.ndarray:
@@ -50,11 +43,14 @@ def short_list(values, digits: int = 4) -> list[float]:
 
 
 def color(label: str, index: int = 0) -> str:
-    """A stable colour for a method name (so GD is the same blue in every figure)."""
-    for name, c in COLORS.items():
-        if label.startswith(name):
-            return c
-    return _EXTRA[index % len(_EXTRA)]
+    """The colour of a series: its method's colour when ``label`` is a method's exact name, else ``PALETTE[index]``.
+
+    Exact names only: ``"Newton-CG"`` is not ``"Newton"``, and two runs of one method with different
+    settings (``"GD, lr = 1.0"``, ``"GD, lr = 1.9"``) get two different colours.
+    """
+    if label in optimizers.REGISTRY:
+        return optimizers.color(label)
+    return PALETTE[index % len(PALETTE)]
 
 
 def style(fig: go.Figure, *, title: str | None = None, height: int = 420, width: int | None = None) -> go.Figure:
@@ -119,7 +115,7 @@ def landmark_traces(problem) -> list[go.Scatter]:
     return traces
 
 
-def _clip_to_view(points: np.ndarray, bounds, margin: float = 0.5) -> np.ndarray:
+def clip_to_view(points: np.ndarray, bounds, margin: float = 0.5) -> np.ndarray:
     """Keep the path drawable: points far outside the box are clipped to just outside it."""
     (x0, x1), (y0, y1) = bounds
     w, h = (x1 - x0) * margin, (y1 - y0) * margin
@@ -135,7 +131,7 @@ def path_trace(label: str, points, *, index: int = 0, problem=None) -> go.Scatte
     points = np.asarray(points, dtype=float).reshape(-1, 2)
     points = points[thin(len(points))]
     if problem is not None:
-        points = _clip_to_view(points, problem.bounds)
+        points = clip_to_view(points, problem.bounds)
     return go.Scatter(
         x=f32(points[:, 0]),
         y=f32(points[:, 1]),
@@ -146,7 +142,7 @@ def path_trace(label: str, points, *, index: int = 0, problem=None) -> go.Scatte
     )
 
 
-def _axes_to_box(fig: go.Figure, problem, row=None, col=None) -> None:
+def axes_to_box(fig: go.Figure, problem, row=None, col=None) -> None:
     (x0, x1), (y0, y1) = problem.bounds
     kw = {} if row is None else dict(row=row, col=col)
     fig.update_xaxes(range=[x0, x1], title_text="x", **kw)
@@ -166,7 +162,7 @@ def trajectories(problem, paths: Mapping[str, object], *, title: str | None = No
         fig.add_trace(path_trace(label, points, index=i, problem=problem))
     for trace in landmark_traces(problem):
         fig.add_trace(trace)
-    _axes_to_box(fig, problem)
+    axes_to_box(fig, problem)
     return style(fig, title=title or problem.title, height=height)
 
 
@@ -193,206 +189,3 @@ def curves(
     fig.update_xaxes(title_text=xlabel, type="log" if log_x else "linear")
     fig.update_yaxes(title_text=ylabel, type="log" if log_y else "linear", exponentformat="power")
     return style(fig, title=title, height=height)
-
-
-def kappa_sweep(sweep) -> go.Figure:
-    """Steps to a tolerance against the condition number, measured (markers) and predicted (lines)."""
-    k = np.asarray(sweep.kappas)
-    fig = go.Figure()
-    for label, measured, predicted in (
-        ("GD", sweep.gd_steps, sweep.gd_predicted),
-        ("Heavy ball", sweep.heavy_ball_steps, sweep.heavy_ball_predicted),
-    ):
-        c = color(label)
-        fig.add_trace(
-            go.Scatter(x=k, y=np.asarray(measured), mode="markers", name=f"{label}: measured", marker=dict(color=c, size=9))
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=k, y=np.asarray(predicted), mode="lines", name=f"{label}: log(tol)/log(rate)", line=dict(color=c, dash="dash")
-            )
-        )
-    fig.update_xaxes(type="log", title_text="condition number kappa", exponentformat="power")
-    fig.update_yaxes(type="log", title_text="steps to shrink the error by tol", exponentformat="power")
-    return style(fig, title="Steps grow like kappa for GD, like sqrt(kappa) for heavy ball", height=420)
-
-
-def rate_vs_learning_rate(learning_rates, measured, predicted, *, limit: float) -> go.Figure:
-    """Measured contraction per step against the step size, the theory curve, and the limit ``2/L``."""
-    fig = go.Figure(
-        [
-            go.Scatter(
-                x=np.asarray(learning_rates),
-                y=np.asarray(predicted),
-                mode="lines",
-                name="max(|1 - lr mu|, |1 - lr L|)",
-                line=dict(color="black", dash="dash"),
-            ),
-            go.Scatter(
-                x=np.asarray(learning_rates),
-                y=np.asarray(measured),
-                mode="markers",
-                name="measured",
-                marker=dict(color=color("GD"), size=8),
-            ),
-        ]
-    )
-    fig.add_vline(x=limit, line=dict(color="crimson", width=1.5), annotation_text="lr = 2/L", annotation_position="top left")
-    fig.add_hline(y=1.0, line=dict(color="gray", width=1, dash="dot"))
-    fig.update_xaxes(title_text="learning rate")
-    fig.update_yaxes(title_text="error contraction per step")
-    return style(fig, title="Gradient descent is stable exactly when lr < 2/L", height=380)
-
-
-def decision_regions(
-    predict: Callable[[object, np.ndarray], np.ndarray],
-    models: Mapping[str, object],
-    x,
-    y,
-    *,
-    num: int = 80,
-    title: str | None = None,
-) -> go.Figure:
-    """Side-by-side decision regions of 2-D binary classifiers, with the training points.
-
-    ``predict(params, points)`` returns logits of shape ``(n,)`` or ``(n, 1)``.
-    """
-    x, y = np.asarray(x), np.asarray(y)
-    lo, hi = x.min(axis=0) - 0.2, x.max(axis=0) + 0.2
-    gx, gy = np.linspace(lo[0], hi[0], num), np.linspace(lo[1], hi[1], num)
-    grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2).astype(np.float32)
-    fig = make_subplots(rows=1, cols=len(models), subplot_titles=list(models), horizontal_spacing=0.04)
-    for j, params in enumerate(models.values(), start=1):
-        z = np.asarray(predict(params, grid)).reshape(num, num)
-        prob = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
-        fig.add_trace(
-            go.Heatmap(
-                x=f32(gx),
-                y=f32(gy),
-                z=f32(prob),
-                colorscale="RdBu",
-                zmin=0,
-                zmax=1,
-                showscale=False,
-                hoverinfo="skip",
-                opacity=0.75,
-            ),
-            row=1,
-            col=j,
-        )
-        for cls, mark in ((0, "#08306b"), (1, "#67000d")):
-            sel = y == cls
-            fig.add_trace(
-                go.Scatter(
-                    x=f32(x[sel, 0]),
-                    y=f32(x[sel, 1]),
-                    mode="markers",
-                    marker=dict(size=4, color=mark),
-                    showlegend=False,
-                    hoverinfo="skip",
-                ),
-                row=1,
-                col=j,
-            )
-        fig.update_xaxes(showticklabels=False, row=1, col=j)
-        fig.update_yaxes(showticklabels=False, scaleanchor=f"x{j if j > 1 else ''}", row=1, col=j)
-    return style(fig, title=title, height=330)
-
-
-# --- Chapter 3: curvature and landscapes ----------------------------------------------------------
-
-
-def spectrum_histograms(spectra: Mapping[str, Sequence[float]], *, bins: int = 60, title: str | None = None) -> go.Figure:
-    """Histograms of Hessian eigenvalues, one panel per label, counts on a log axis (the bulk near 0 and the outliers)."""
-    fig = make_subplots(rows=1, cols=len(spectra), subplot_titles=list(spectra))
-    for i, (label, values) in enumerate(spectra.items()):
-        values = np.asarray(values, dtype=float)
-        counts, edges = np.histogram(values, bins=bins)
-        fig.add_trace(
-            go.Bar(
-                x=f32((edges[:-1] + edges[1:]) / 2),
-                y=counts,
-                width=float(edges[1] - edges[0]),
-                marker_color=_EXTRA[i] if i else COLORS["GD"],
-                name=label,
-                showlegend=False,
-            ),
-            row=1,
-            col=i + 1,
-        )
-        fig.update_xaxes(title_text="eigenvalue", row=1, col=i + 1)
-        fig.update_yaxes(type="log", title_text="count" if i == 0 else None, row=1, col=i + 1)
-    return style(fig, title=title, height=360)
-
-
-def density_against_histogram(eigenvalues, grid, density, *, bins: int = 80, title: str | None = None) -> go.Figure:
-    """A smoothed spectral density (e.g. from SLQ) over the normalised histogram of the exact eigenvalues."""
-    eigenvalues = np.asarray(eigenvalues, dtype=float)
-    counts, edges = np.histogram(eigenvalues, bins=bins, density=True)
-    fig = go.Figure()
-    fig.add_trace(
-        go.Bar(
-            x=f32((edges[:-1] + edges[1:]) / 2),
-            y=f32(counts),
-            width=float(edges[1] - edges[0]),
-            name="exact eigenvalues (histogram)",
-            marker_color="#c7c7c7",
-        )
-    )
-    fig.add_trace(go.Scatter(x=f32(grid), y=f32(density), mode="lines", name="SLQ density", line=dict(color=COLORS["Newton"])))
-    fig.update_xaxes(title_text="eigenvalue")
-    fig.update_yaxes(title_text="density", type="log", exponentformat="power")
-    return style(fig, title=title, height=360)
-
-
-def sharpness(
-    steps: Mapping[str, Sequence[int]], values: Mapping[str, Sequence[float]], limits: Mapping[str, float], *, title=None
-):
-    """Top Hessian eigenvalue against the step, one line per run, with each run's ``2 / lr`` dashed."""
-    fig = go.Figure()
-    for i, (label, ys) in enumerate(values.items()):
-        c = _EXTRA[i]
-        fig.add_trace(go.Scatter(x=np.asarray(steps[label]), y=f32(ys), mode="lines+markers", name=label, line=dict(color=c)))
-        fig.add_hline(y=limits[label], line=dict(color=c, dash="dash"), annotation_text=f"2/lr = {limits[label]:g}")
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(title_text="top Hessian eigenvalue")
-    return style(fig, title=title, height=380)
-
-
-def landscape_panels(landscapes: Mapping[str, object], *, title: str | None = None, cols: int = 2) -> go.Figure:
-    """Contours of ``log10`` loss on 2-D slices (``lessons.landscape.Landscape``), each with its projected path."""
-    names = list(landscapes)
-    rows = (len(names) + cols - 1) // cols
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.08, vertical_spacing=0.12)
-    for i, name in enumerate(names):
-        r, c = i // cols + 1, i % cols + 1
-        slice_ = landscapes[name]
-        fig.add_trace(
-            go.Contour(
-                x=f32(slice_.alphas),
-                y=f32(slice_.betas),
-                z=f32(np.log10(np.maximum(np.asarray(slice_.losses), 1e-12))),
-                colorscale="Viridis",
-                ncontours=20,
-                showscale=i == 0,
-                colorbar=dict(title="log10 loss", len=0.5),
-                name="log10 loss",
-            ),
-            row=r,
-            col=c,
-        )
-        path = np.asarray(slice_.path)
-        fig.add_trace(
-            go.Scatter(
-                x=f32(path[:, 0]),
-                y=f32(path[:, 1]),
-                mode="lines+markers",
-                marker=dict(size=4),
-                line=dict(color="white", width=2),
-                name=f"{name} path",
-                showlegend=False,
-            ),
-            row=r,
-            col=c,
-        )
-    return style(fig, title=title, height=380 * rows)

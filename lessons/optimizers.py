@@ -1,0 +1,186 @@
+r"""The registry of optimizers: every method of the book once, with its factory, defaults, name and colour.
+
+Chapters and widgets never list optimizers themselves: they look a method up here by its display name,
+build it with :meth:`Method.transformation`, and change its hyperparameters with :func:`set_hyperparameters`.
+Hyperparameters live in the optimizer's *state* (``optax.inject_hyperparams``), not in its code, so one
+compiled training step serves every learning rate: moving a slider never recompiles.
+
+    >>> import jax.numpy as jnp
+    >>> from lessons import optimizers
+    >>> method = optimizers.get("Heavy ball")
+    >>> opt = method.transformation()
+    >>> state = opt.init(jnp.zeros(2))
+    >>> round(float(optimizers.hyperparameters(state)["learning_rate"]), 6)
+    0.1
+    >>> state = optimizers.set_hyperparameters(state, learning_rate=0.05)
+    >>> round(float(optimizers.hyperparameters(state)["learning_rate"]), 6)
+    0.05
+
+Later chapters add their methods to :data:`REGISTRY` (and nowhere else).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+import jax.numpy as jnp
+import optax
+
+from lessons import first_order, newton
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Method:
+    """One optimizer of the book.
+
+    Attributes:
+        name: the display name, also the key in :data:`REGISTRY` (``"GD"``, ``"Heavy ball"``, ...).
+        factory: ``(**hyperparameters, **static) -> optax transformation``.
+        defaults: the hyperparameters a reader can move (floats), with their default values; they are
+            injected into the optimizer's state at run time.
+        color: the method's colour in every figure of the book.
+        static: fixed arguments of the factory that are not hyperparameters (e.g. CG's iteration cap).
+        needs_value_fn: whether ``update`` needs the loss as ``value_fn`` (second-order methods).
+        dense: whether a step forms the dense Hessian (:math:`O(P^2)` memory): small problems only.
+    """
+
+    name: str
+    factory: Callable[..., optax.GradientTransformation]
+    defaults: Mapping[str, float]
+    color: str
+    static: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    needs_value_fn: bool = False
+    dense: bool = False
+
+    @property
+    def hyperparameters(self) -> tuple[str, ...]:
+        """The names of the hyperparameters a reader can move."""
+        return tuple(self.defaults)
+
+    def transformation(self) -> optax.GradientTransformationExtraArgs:
+        """The optax transformation with every hyperparameter injected into its state.
+
+        The same object is returned on every call (cached), so compiled functions that take it as a
+        static argument compile once per method. Start from non-default values with
+        ``set_hyperparameters(opt.init(params), learning_rate=...)``.
+        """
+        return _transformation(self)
+
+    def init(self, params, **hyperparameters):
+        """``transformation().init(params)`` with the given hyperparameters (the others at their defaults)."""
+        return set_hyperparameters(self.transformation().init(params), **hyperparameters)
+
+    def stability_edge(self, **hyperparameters) -> float | None:
+        r"""The sharpness at which the method stops being stable on a quadratic, or ``None``.
+
+        Gradient descent with step :math:`\eta`: :math:`2/\eta`; heavy ball and Nesterov with
+        momentum :math:`\beta`: :math:`2(1 + \beta)/\eta` (the edge of the companion matrix's stable
+        region). Methods that rescale by curvature have none.
+        """
+        hyper = {**self.defaults, **hyperparameters}
+        lr = float(hyper["learning_rate"])
+        if self.name == "GD":
+            return 2.0 / lr
+        if self.name == "Heavy ball":
+            return 2.0 * (1.0 + float(hyper["momentum"])) / lr
+        return None
+
+
+@functools.cache
+def _transformation(method: Method) -> optax.GradientTransformationExtraArgs:
+    names = tuple(method.static)
+    return optax.inject_hyperparams(method.factory, static_args=names)(**method.defaults, **method.static)
+
+
+def _adam(learning_rate):
+    return optax.adam(learning_rate)
+
+
+def _newton(learning_rate):
+    return newton.newton(learning_rate)
+
+
+def _newton_cg(learning_rate, damping, *, max_cg_iters):
+    return newton.newton_cg(learning_rate, damping=damping, max_cg_iters=max_cg_iters)
+
+
+_METHODS = [
+    Method("GD", first_order.gradient_descent, {"learning_rate": 1.0}, "#1f77b4"),
+    Method("Heavy ball", first_order.heavy_ball, {"learning_rate": 0.1, "momentum": 0.9}, "#d62728"),
+    Method("Nesterov", first_order.nesterov, {"learning_rate": 0.1, "momentum": 0.9}, "#2ca02c"),
+    Method("Adam", _adam, {"learning_rate": 0.01}, "#9467bd"),
+    Method("Newton", _newton, {"learning_rate": 1.0}, "#ff7f0e", needs_value_fn=True, dense=True),
+    Method("Damped Newton", newton.newton, {"learning_rate": 1.0, "damping": 1.0}, "#8c564b", needs_value_fn=True, dense=True),
+    Method(
+        "Saddle-free Newton",
+        newton.saddle_free_newton,
+        {"learning_rate": 1.0, "damping": 0.01},
+        "#e377c2",
+        needs_value_fn=True,
+        dense=True,
+    ),
+    Method(
+        "Newton-CG",
+        _newton_cg,
+        {"learning_rate": 1.0, "damping": 1.0},
+        "#17becf",
+        static={"max_cg_iters": 20},
+        needs_value_fn=True,
+    ),
+]
+REGISTRY: Mapping[str, Method] = MappingProxyType({m.name: m for m in _METHODS})
+"""Every method, by display name. Read-only: add a method by adding it to ``_METHODS``."""
+
+
+def get(name: str) -> Method:
+    """The method called ``name``; a ``ValueError`` that lists the names otherwise."""
+    if not isinstance(name, str):
+        raise TypeError(f"method must be a name (a string), got {type(name).__name__} {name!r}")
+    if name not in REGISTRY:
+        raise ValueError(f"method must be one of {list(REGISTRY)}, got {name!r}")
+    return REGISTRY[name]
+
+
+def color(name: str) -> str:
+    """The colour of method ``name`` in every figure (exact name: ``"Newton-CG"`` is not ``"Newton"``)."""
+    return get(name).color
+
+
+def _inject_state(opt_state):
+    """The ``InjectHyperparamsState`` inside ``opt_state`` (which may be one, or a chain containing one)."""
+    if hasattr(opt_state, "hyperparams"):
+        return opt_state
+    raise ValueError(
+        "opt_state must come from a registry method's transformation() (optax.inject_hyperparams), "
+        f"got {type(opt_state).__name__}"
+    )
+
+
+def hyperparameters(opt_state) -> dict[str, Any]:
+    """The hyperparameters stored in ``opt_state`` (arrays)."""
+    return dict(_inject_state(opt_state).hyperparams)
+
+
+def set_hyperparameters(opt_state, **values):
+    """A copy of ``opt_state`` with the given hyperparameters replaced (no recompilation needed).
+
+    Values are checked like the factories check them (positive learning rate, momentum in [0, 1),
+    damping >= 0) and cast to the stored dtype; an unknown name is a ``ValueError`` naming it.
+    """
+    state = _inject_state(opt_state)
+    stored = dict(state.hyperparams)
+    for name, value in values.items():
+        if name not in stored:
+            raise ValueError(f"unknown hyperparameter {name!r}; this optimizer has {sorted(stored)}")
+        if name == "learning_rate":
+            first_order.check_learning_rate(value)
+        elif name == "momentum":
+            first_order.check_momentum(value)
+        elif name == "damping":
+            newton.check_damping(value)
+        stored[name] = jnp.asarray(value, dtype=jnp.asarray(stored[name]).dtype)
+    return state._replace(hyperparams=stored)
