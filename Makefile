@@ -9,7 +9,7 @@ CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
 export JUPYTER_PLATFORM_DIRS := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: install lab book test lint notebooks bench clean
+.PHONY: install gpu lab book test lint notebooks bench clean
 
 # The Python environment: the project and its dev + book extras, in .venv.
 $(STAMP): pyproject.toml
@@ -30,8 +30,12 @@ $(VENDOR): node_modules/.package-lock.json $(STAMP)
 
 install: $(STAMP) $(VENDOR)
 
-# JupyterLab on the book, on 127.0.0.1 with a random token (printed in the terminal).
-lab: install
+# JAX with CUDA (NVIDIA GPUs) in the same environment; the widgets and chapters then run on the GPU.
+gpu: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[cuda]'
+
+# JupyterLab on the book, on 127.0.0.1 with a random token (printed in the terminal). Needs no npm.
+lab: $(STAMP)
 	$(BIN)/python -m widgets.warm  # compile the widgets once into the persistent cache: fast first frames
 	$(BIN)/jupyter lab --ServerApp.root_dir=book --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True)
 

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from lessons.checks import check_shaped_like
+from lessons.checks import check_callable, check_shaped_like
 
 PyTree = Any
 
@@ -41,12 +41,14 @@ def hvp(f: Callable[[PyTree], jax.Array], params: PyTree, v: PyTree) -> PyTree:
     ``jax.jvp(jax.grad(f), (params,), (v,))``: one forward-mode pass through the gradient
     computation. Cost about 2-3 gradients; memory about one gradient's.
     """
+    check_callable(f, "f")
     check_shaped_like(params, v, "v")
     return jax.jvp(jax.grad(f), (params,), (v,))[1]
 
 
 def hvp_reverse_over_reverse(f: Callable[[PyTree], jax.Array], params: PyTree, v: PyTree) -> PyTree:
     r"""HVP as the gradient of :math:`\theta \mapsto \langle \nabla f(\theta), v \rangle` (grad-of-grad)."""
+    check_callable(f, "f")
     check_shaped_like(params, v, "v")
 
     def directional_gradient(p):
@@ -58,6 +60,7 @@ def hvp_reverse_over_reverse(f: Callable[[PyTree], jax.Array], params: PyTree, v
 
 def hvp_reverse_over_forward(f: Callable[[PyTree], jax.Array], params: PyTree, v: PyTree) -> PyTree:
     r"""HVP as the gradient of the directional derivative :math:`\theta \mapsto \partial_v f(\theta)` (a JVP)."""
+    check_callable(f, "f")
     check_shaped_like(params, v, "v")
     return jax.grad(lambda p: jax.jvp(f, (p,), (v,))[1])(params)
 
@@ -67,6 +70,7 @@ def hessian_matrix(f: Callable[[PyTree], jax.Array], params: PyTree) -> jax.Arra
 
     Built from ``P`` HVPs (vmapped over the identity); memory ``O(P^2)``: small problems only.
     """
+    check_callable(f, "f")
     flat, unravel = ravel_pytree(params)
     g = lambda w: f(unravel(w))
     return jax.vmap(lambda e: jax.jvp(jax.grad(g), (flat,), (e,))[1])(jnp.eye(flat.size, dtype=flat.dtype))
@@ -79,6 +83,7 @@ def flat_hvp(f: Callable[[PyTree], jax.Array], params: PyTree) -> tuple[Callable
     conjugate gradients of :mod:`lessons.linalg` expect. Linearising once (``jax.linearize`` of the
     gradient) makes each product cheaper than a fresh :func:`hvp`.
     """
+    check_callable(f, "f")
     flat, unravel = ravel_pytree(params)
     _, hvp_lin = jax.linearize(jax.grad(lambda w: f(unravel(w))), flat)
     # Accept vectors of any float dtype (float64 Lanczos on a float32 model under x64): cast to the parameters'.

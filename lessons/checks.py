@@ -52,11 +52,14 @@ def concrete(value, name: str = "value") -> float | None:
         raise TypeError(f"{name} must be a real scalar, got {type(value).__name__} {value!r}") from error
 
 
-def check_positive(value, name: str) -> None:
-    """Raise unless ``value`` is a finite number ``> 0`` (tracers pass): a step size, a width, a tolerance."""
+def check_positive(value, name: str, *, finite: bool = True) -> None:
+    """Raise unless ``value`` is a finite number ``> 0`` (tracers pass): a step size, a width, a tolerance.
+
+    With ``finite=False``, ``inf`` passes too (a threshold that is off by default, like ``blowup``).
+    """
     number = concrete(value, name)
-    if number is not None and not (number > 0 and math.isfinite(number)):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    if number is not None and not (number > 0 and (math.isfinite(number) or not finite)):
+        raise ValueError(f"{name} must be a positive{' finite' if finite else ''} number, got {value!r}")
 
 
 def check_learning_rate(value, name: str = "learning_rate") -> None:
@@ -71,11 +74,44 @@ def check_momentum(value, name: str = "momentum") -> None:
         raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
 
 
-def check_damping(value, name: str = "damping") -> None:
-    r"""Raise unless the damping :math:`\lambda` is a finite number ``>= 0`` (tracers pass); ``0`` is plain Newton."""
+def check_nonnegative(value, name: str) -> None:
+    """Raise unless ``value`` is a finite number ``>= 0`` (tracers pass): a noise level, a margin."""
     number = concrete(value, name)
     if number is not None and not (0.0 <= number < math.inf):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def check_finite(value, name: str) -> None:
+    """Raise unless ``value`` is a finite real number (tracers pass): an angle, a coefficient."""
+    number = concrete(value, name)
+    if number is not None and not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
+def check_fraction(value, name: str = "tol") -> None:
+    """Raise unless ``value`` lies strictly between 0 and 1 (tracers pass): a relative tolerance."""
+    number = concrete(value, name)
+    if number is not None and not (0.0 < number < 1.0):
+        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
+
+
+def check_damping(value, name: str = "damping") -> None:
+    r"""Raise unless the damping :math:`\lambda` is a finite number ``>= 0`` (tracers pass); ``0`` is plain Newton."""
+    check_nonnegative(value, name)
+
+
+def check_callable(value, name: str, what: str = "a function", *, optional: bool = False) -> None:
+    """Raise ``TypeError`` naming ``name`` unless ``value`` is callable (a loss, a model; ``None`` if ``optional``)."""
+    if not callable(value) and not (value is None and optional):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r:.60}")
+
+
+def check_transformation(optimizer, name: str = "optimizer") -> None:
+    """Raise ``TypeError`` unless ``optimizer`` looks like an optax transformation (has ``init`` and ``update``)."""
+    if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+        raise TypeError(
+            f"{name} must be an optax transformation (with init and update), got {type(optimizer).__name__} {optimizer!r:.60}"
+        )
 
 
 def check_positive_int(
@@ -98,8 +134,10 @@ def check_positive_int(
         raise ValueError(f"{name} must be <= {high_name or high} ({high}), got {value!r}")
 
 
-def check_key(key, name: str = "key") -> None:
-    """Raise ``ValueError`` unless ``key`` is a JAX PRNG key (new-style or a raw ``uint32[2]``)."""
+def check_key(key, name: str = "key", *, optional: bool = False) -> None:
+    """Raise ``ValueError`` unless ``key`` is a JAX PRNG key (new-style or a raw ``uint32[2]``; ``None`` if ``optional``)."""
+    if key is None and optional:
+        return
     if isinstance(key, jax.Array):
         if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
             return
@@ -140,6 +178,8 @@ def check_matvec(matvec, dim: int, dtype) -> None:
 def check_finite_data(data, name: str = "data") -> None:
     """Raise ``ValueError`` naming the array if ``data`` holds a NaN or an infinity (checked before training)."""
     for path, leaf in jax.tree_util.tree_leaves_with_path(data):
+        if isinstance(leaf, jax.core.Tracer):
+            continue  # no values to check: they are checked where they are concrete
         array = np.asarray(leaf)
         if np.issubdtype(array.dtype, np.inexact) and not np.all(np.isfinite(array)):
             where = jax.tree_util.keystr(path) or ""

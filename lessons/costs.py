@@ -25,7 +25,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from lessons import nets
-from lessons.checks import check_positive_int
+from lessons.checks import check_callable, check_positive_int
 
 
 def _flops(compiled) -> float:
@@ -41,6 +41,7 @@ def compiled_flops(fn: Callable, *args) -> float:
     Custom calls (LAPACK factorizations on the CPU) are not counted: use it for autodiff passes,
     not for ``jnp.linalg.solve``.
     """
+    check_callable(fn, "fn")
     return _flops(jax.jit(fn).lower(*args).compile())
 
 
@@ -77,9 +78,14 @@ def measure_costs(widths, x, y, *, key, repeats: int = 3) -> Costs:
     ``repeats`` runs after a warm-up (they depend on the machine: plot them, do not assert on them).
     Theory: gradient and HVP :math:`O(P)`, dense Hessian :math:`O(P^2)` (P HVPs), solve :math:`O(P^3)`.
     """
-    widths = [int(w) for w in widths]
-    if not widths or min(widths) < 1:
+    if isinstance(widths, str) or not hasattr(widths, "__iter__"):
+        raise TypeError(f"widths must be a list of positive integers, got {type(widths).__name__} {widths!r}")
+    widths = list(widths)
+    if not widths:
         raise ValueError(f"widths must be a non-empty list of positive integers, got {widths}")
+    for w in widths:
+        check_positive_int(w, "widths")
+    widths = [int(w) for w in widths]
     check_positive_int(repeats, "repeats")
     loss = nets.classifier_loss(x, y)
     rows = []

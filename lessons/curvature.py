@@ -45,7 +45,7 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from lessons.autodiff import flat_hvp
-from lessons.checks import check_key, check_matvec, check_positive, check_positive_int
+from lessons.checks import check_callable, check_key, check_matvec, check_positive, check_positive_int
 
 # The Lanczos machinery lives one layer down; its public names are re-exported (the chapters call
 # ``curvature.lanczos`` and friends), and SLQ reuses its loop and Ritz pairs from its own starts.
@@ -238,6 +238,7 @@ def hessian_top_k(loss_fn: Callable, params, k: int, *, key, num_steps: int | No
         ``(eigenvalues, directions)``: eigenvalues of largest value first, shape ``(k,)``, and a list of
         ``k`` orthonormal directions shaped like ``params``.
     """
+    check_callable(loss_fn, "loss_fn")
     flat, unravel = ravel_pytree(params)
     check_positive_int(k, "k", high=int(flat.size), high_name="the number of parameters")
     if num_steps is not None:
@@ -258,6 +259,7 @@ def hessian_slq(loss_fn: Callable, params, *, key, num_steps: int, num_starts: i
 
     Same caching rule as :func:`hessian_top_k`.
     """
+    check_callable(loss_fn, "loss_fn")
     dim = int(ravel_pytree(params)[0].size)
     check_positive_int(num_steps, "num_steps", high=dim, high_name="the number of parameters")
     check_positive_int(num_starts, "num_starts")
@@ -293,6 +295,7 @@ def hessian_spectrum(loss_fn: Callable, params, k: int, *, key, num_steps: int, 
         orthonormal pytrees shaped like ``params``) from the first start; ``nodes`` and ``weights``
         exactly as ``hessian_slq(loss_fn, params, key=key, num_steps=num_steps, num_starts=num_starts)``.
     """
+    check_callable(loss_fn, "loss_fn")
     flat, unravel = ravel_pytree(params)
     check_positive_int(k, "k", high=int(flat.size), high_name="the number of parameters")
     check_positive_int(num_steps, "num_steps", low=k, high=int(flat.size), low_name="k", high_name="the number of parameters")

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 # Re-exported: the check lives in the bottom layer (lessons.checks); notebooks and widgets may call it from here.
+from lessons.checks import check_finite, check_nonnegative
 from lessons.checks import check_key as check_key
 
 
@@ -36,8 +37,8 @@ def two_spirals(n: int, *, key, noise: float = 0.08, turns: float = 1.75, dtype=
     """
     if not isinstance(n, int) or n < 2:
         raise ValueError(f"n must be an integer >= 2, got {n!r}")
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
+    check_nonnegative(noise, "noise")
+    check_finite(turns, "turns")
     check_key(key)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"dtype must be a floating-point dtype, got {dtype!r}")

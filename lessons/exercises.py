@@ -6,6 +6,10 @@ that says what matched or, at the first mismatch, what went in and what came out
 raises on a wrong answer (a notebook keeps running); it raises ``TypeError`` only when it is given
 something that is not callable.
 
+Every checker calls your function **positionally**, in the order its docstring gives: name your
+parameters as you like (``def my_gd_rate(eta, m, big_l)`` passes ``check_gd_rate``); only their
+order matters.
+
 Example::
 
     >>> from lessons.exercises import check_gd_rate
@@ -20,6 +24,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from lessons import checks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,13 +58,22 @@ def compare(
     rtol: float = 1e-5,
     atol: float = 1e-7,
 ) -> CheckResult:
-    """Call ``user_fn(**case)`` and ``reference_fn(**case)`` for every case and compare the results."""
+    """Call ``user_fn(*case.values())`` and ``reference_fn(**case)`` for every case and compare the results.
+
+    The reader's function is called positionally, in the order of each case's keys (the order the
+    checker's docstring gives), so the names of its parameters do not matter. ``rtol`` and ``atol``
+    are the tolerances of ``np.allclose``.
+    """
     if not callable(user_fn):
-        raise TypeError(f"{name}: expected a function, got {type(user_fn).__name__}")
+        raise TypeError(f"{name}: expected a function as fn, got {type(user_fn).__name__}")
+    checks.check_nonnegative(rtol, "rtol")
+    checks.check_nonnegative(atol, "atol")
+    if len(cases) == 0:
+        raise ValueError(f"{name}: cases must be a non-empty list of inputs")
     for i, case in enumerate(cases):
         shown = ", ".join(f"{k}={_describe(v)}" for k, v in case.items())
         try:
-            got = user_fn(**case)
+            got = user_fn(*case.values())
         except NotImplementedError:
             return CheckResult(False, f"✗ {name}: not implemented yet.")
         except Exception as err:  # the reader's code can fail in any way; report it, do not crash
@@ -90,7 +105,10 @@ def _rng(seed: int) -> np.random.Generator:
 
 
 def check_gd_rate(fn: Callable[[float, float, float], float]) -> CheckResult:
-    """Exercise 1.1: ``fn(learning_rate, mu, L)`` -> GD's worst-case contraction per step."""
+    """Exercise 1.1: ``fn(learning_rate, mu, L)`` -> GD's worst-case contraction per step.
+
+    Calls ``fn`` positionally, in that order: ``fn(learning_rate, mu, L)``.
+    """
     from lessons.first_order import gd_rate
 
     rng = _rng(11)
@@ -103,7 +121,10 @@ def check_gd_rate(fn: Callable[[float, float, float], float]) -> CheckResult:
 
 
 def check_heavy_ball_step(fn: Callable) -> CheckResult:
-    """Exercise 1.2: ``fn(x, x_prev, grad, learning_rate, momentum)`` -> the next heavy-ball iterate."""
+    """Exercise 1.2: ``fn(x, x_prev, grad, learning_rate, momentum)`` -> the next heavy-ball iterate.
+
+    Calls ``fn`` positionally, in that order: ``fn(x, x_prev, grad, learning_rate, momentum)``.
+    """
     import jax.numpy as jnp
 
     from lessons.first_order import MomentumState, heavy_ball
@@ -129,7 +150,10 @@ def check_heavy_ball_step(fn: Callable) -> CheckResult:
 
 
 def check_max_stable_learning_rate(fn: Callable[[np.ndarray], float]) -> CheckResult:
-    """Exercise 1.3: ``fn(H)`` -> the supremum of stable GD steps on ``f(x) = x^T H x / 2``, ``H`` SPD."""
+    """Exercise 1.3: ``fn(H)`` -> the supremum of stable GD steps on ``f(x) = x^T H x / 2``, ``H`` SPD.
+
+    Calls ``fn`` positionally with the one argument: ``fn(H)``.
+    """
     from lessons.first_order import stability_limit
 
     def reference(H):
@@ -154,7 +178,10 @@ def _spd(rng: np.random.Generator, n: int, low: float = 0.1, high: float = 10.0)
 
 
 def check_newton_step(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> CheckResult:
-    """Exercise 2.1: ``fn(H, g)`` -> the Newton step ``-H^{-1} g`` for an SPD ``H``."""
+    """Exercise 2.1: ``fn(H, g)`` -> the Newton step ``-H^{-1} g`` for an SPD ``H``.
+
+    Calls ``fn`` positionally, in that order: ``fn(H, g)``.
+    """
     rng = _rng(21)
     cases = [dict(H=_spd(rng, n), g=rng.normal(size=n)) for n in (2, 3, 5, 8)]
     return compare("newton_step", fn, lambda H, g: -np.linalg.solve(H, g), cases, rtol=1e-6, atol=1e-9)
@@ -168,7 +195,10 @@ def _test_function(A, B):
 
 
 def check_hvp(fn: Callable) -> CheckResult:
-    """Exercise 2.2: ``fn(f, x, v)`` -> the Hessian-vector product of ``f`` at ``x`` along ``v`` (JAX)."""
+    """Exercise 2.2: ``fn(f, x, v)`` -> the Hessian-vector product of ``f`` at ``x`` along ``v`` (JAX).
+
+    Calls ``fn`` positionally, in that order: ``fn(f, x, v)``.
+    """
     import jax
     import jax.numpy as jnp
 
@@ -185,7 +215,10 @@ def check_hvp(fn: Callable) -> CheckResult:
 
 
 def check_conjugate_gradient(fn: Callable[[np.ndarray, np.ndarray, int], np.ndarray]) -> CheckResult:
-    """Exercise 2.3: ``fn(A, b, num_iters)`` -> the CG iterate after ``num_iters`` steps from ``x_0 = 0``."""
+    """Exercise 2.3: ``fn(A, b, num_iters)`` -> the CG iterate after ``num_iters`` steps from ``x_0 = 0``.
+
+    Calls ``fn`` positionally, in that order: ``fn(A, b, num_iters)``.
+    """
     import jax.numpy as jnp
 
     from lessons.linalg import conjugate_gradient
@@ -209,7 +242,10 @@ def _symmetric(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def check_power_step(fn: Callable[[np.ndarray, np.ndarray], tuple]) -> CheckResult:
     """Exercise 3.1: ``fn(A, v)`` -> ``(w, rho)``: the next unit vector ``A v / ||A v||`` and the Rayleigh
-    quotient ``rho = v^T A v / v^T v`` of the current ``v``, as one flat array ``[*w, rho]`` or a pair."""
+    quotient ``rho = v^T A v / v^T v`` of the current ``v``, as one flat array ``[*w, rho]`` or a pair.
+
+    Calls ``fn`` positionally, in that order: ``fn(A, v)``.
+    """
 
     def reference(A, v):
         w = A @ v
@@ -229,7 +265,10 @@ def check_power_step(fn: Callable[[np.ndarray, np.ndarray], tuple]) -> CheckResu
 
 
 def check_hutchinson(fn: Callable[[np.ndarray, np.ndarray], float]) -> CheckResult:
-    """Exercise 3.2: ``fn(matvec, probes)`` -> the Hutchinson estimate ``mean_l v_l^T A v_l`` over the rows of ``probes``."""
+    """Exercise 3.2: ``fn(matvec, probes)`` -> the Hutchinson estimate ``mean_l v_l^T A v_l`` over the rows of ``probes``.
+
+    Calls ``fn`` positionally, in that order: ``fn(matvec, probes)``.
+    """
     rng = _rng(32)
     cases = []
     for n, s in ((3, 1), (5, 4), (10, 7), (20, 50)):
@@ -240,7 +279,10 @@ def check_hutchinson(fn: Callable[[np.ndarray, np.ndarray], float]) -> CheckResu
 
 
 def check_delta2_closed_form(fn: Callable) -> CheckResult:
-    """Exercise 3.3: ``fn(a, c, B, sigma)`` -> ``E (a + c^T z + z^T B z / 2)^2`` for ``z ~ N(0, sigma^2 I)``, ``B`` symmetric."""
+    """Exercise 3.3: ``fn(a, c, B, sigma)`` -> ``E (a + c^T z + z^T B z / 2)^2`` for ``z ~ N(0, sigma^2 I)``, ``B`` symmetric.
+
+    Calls ``fn`` positionally, in that order: ``fn(a, c, B, sigma)``.
+    """
     from lessons.stability import delta2_closed_form
 
     rng = _rng(33)

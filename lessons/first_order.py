@@ -32,7 +32,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+
+from lessons.checks import check_fraction, concrete
 
 # Re-exported: the validation lives in the bottom layer (lessons.checks); widgets call it from here.
 from lessons.checks import check_learning_rate as check_learning_rate
@@ -89,7 +92,8 @@ def nesterov(learning_rate: float, momentum: float = 0.9) -> optax.GradientTrans
     r"""Nesterov's accelerated gradient, in the form that needs the gradient at the iterate only.
 
     With :math:`\phi_t = \theta_t + \beta v_t` the look-ahead point (the parameters we store),
-    Sutskever's form :math:`v_{t+1} = \beta v_t - \eta \nabla f(\theta_t + \beta v_t)` becomes
+    the momentum form of Sutskever et al. (2013), :math:`v_{t+1} = \beta v_t - \eta \nabla f(\theta_t + \beta v_t)`,
+    becomes (the re-parametrisation of Bengio, Boulanger-Lewandowski and Pascanu 2013)
 
     .. math:: v_{t+1} = \beta v_t - \eta g_t, \qquad \Delta\phi_t = \beta v_{t+1} - \eta g_t,
        \qquad g_t = \nabla f(\phi_t).
@@ -123,19 +127,21 @@ class Tuning(NamedTuple):
 
 
 def _check_curvature(mu: float, L: float) -> None:
+    mu, L = concrete(mu, "mu"), concrete(L, "L")
     if not (mu > 0 and L >= mu and math.isfinite(L)):
         raise ValueError(f"need 0 < mu <= L < inf, got mu={mu}, L={L}")
 
 
 def gd_rate(learning_rate: float, mu: float, L: float) -> float:
     """Worst-case contraction of gradient descent per step on a quadratic with curvatures in ``[mu, L]``."""
+    check_learning_rate(learning_rate)
     _check_curvature(mu, L)
     return max(abs(1 - learning_rate * mu), abs(1 - learning_rate * L))
 
 
 def stability_limit(L: float) -> float:
     """The largest stable gradient-descent step on a quadratic of top curvature ``L``: ``2 / L``."""
-    if not L > 0:
+    if not concrete(L, "L") > 0:
         raise ValueError(f"L must be positive, got {L}")
     return 2.0 / L
 
@@ -157,9 +163,10 @@ def heavy_ball_optimal(mu: float, L: float) -> Tuning:
 
 
 def steps_predicted(rate: float, tol: float) -> float:
-    """Steps for an error contracting by ``rate`` per step to shrink by ``tol``: ``log(tol) / log(rate)``."""
-    if not 0 < tol < 1:
-        raise ValueError(f"tol must lie in (0, 1), got {tol}")
+    """Steps for an error contracting by ``rate < 1`` per step to shrink by ``tol``: ``log(tol) / log(rate)``."""
+    check_fraction(tol, "tol")
+    if not concrete(rate, "rate") < 1:
+        raise ValueError(f"rate must be < 1 (a contraction: a rate >= 1 never reaches tol), got {rate}")
     if rate <= 0:
         return 1.0
     return math.log(tol) / math.log(rate)
@@ -167,6 +174,11 @@ def steps_predicted(rate: float, tol: float) -> float:
 
 def loglog_slope(x, y) -> float:
     """Least-squares slope of ``log y`` against ``log x``: the exponent ``p`` in ``y ~ x^p``."""
+    for name, values in (("x", x), ("y", y)):
+        if np.ndim(values) != 1 or np.size(values) < 2 or not np.all(np.asarray(values, float) > 0):
+            raise ValueError(f"{name} must be a vector of at least two positive numbers, got {np.asarray(values)!r:.80}")
+    if np.shape(x) != np.shape(y):
+        raise ValueError(f"y must have the shape of x, {np.shape(x)}, got {np.shape(y)}")
     lx, ly = jnp.log(jnp.asarray(x, float)), jnp.log(jnp.asarray(y, float))
     lx, ly = lx - lx.mean(), ly - ly.mean()
     return float((lx * ly).sum() / (lx * lx).sum())

@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from lessons.checks import check_key, check_matvec, check_positive, check_positive_int
+from lessons.checks import check_fraction, check_key, check_matvec, check_positive_int
 
 Matvec = Callable[[jax.Array], jax.Array]
 
@@ -279,7 +279,7 @@ def power_iteration(matvec: Matvec, dim: int, k: int, *, key, max_iters: int = 1
 
     where the columns of :math:`U` are the eigenvectors already found, until
     :math:`|\lambda - \lambda_{\text{prev}}| \le \text{tol}\, (|\lambda_{\text{prev}}| + 10^{-12})` or
-    after ``max_iters`` products. The returned vector is the last iterate (one power step past the
+    after ``max_iters`` products (``0 < tol < 1``). The returned vector is the last iterate (one power step past the
     vector whose Rayleigh quotient is the returned eigenvalue).
 
     Power iteration converges to the eigenvalue of largest *magnitude* of the deflated operator, at the
@@ -303,7 +303,7 @@ def power_iteration(matvec: Matvec, dim: int, k: int, *, key, max_iters: int = 1
     check_positive_int(dim, "dim")
     check_positive_int(k, "k", high=dim, high_name="dim")
     check_positive_int(max_iters, "max_iters")
-    check_positive(tol, "tol")
+    check_fraction(tol, "tol")
     check_key(key)
     dtype = _float_dtype()
     check_matvec(matvec, dim, dtype)

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from lessons.checks import check_key, check_positive_int, check_shaped_like
+from lessons.checks import check_callable, check_key, check_nonnegative, check_positive_int, check_shaped_like
 from lessons.curvature import hessian_top_k
 
 PyTree = Any
@@ -93,6 +93,7 @@ def _along(params, directions, coefficients):
 
 def slice_1d(loss_fn: Callable[[PyTree], jax.Array], params: PyTree, direction: PyTree, alphas) -> jax.Array:
     r"""The loss :math:`L(\theta + \alpha d)` for each :math:`\alpha` in ``alphas`` (one vmapped call)."""
+    check_callable(loss_fn, "loss_fn")
     check_shaped_like(params, direction, "direction")
     alphas = _check_grid(alphas, "alphas")
     return _slice_1d(loss_fn, params, direction, alphas)
@@ -112,6 +113,7 @@ def slice_2d(
     is evaluated in vmapped blocks of ``batch_size`` points (``lax.map``), which bounds memory for
     larger networks while staying one compiled call.
     """
+    check_callable(loss_fn, "loss_fn")
     check_shaped_like(params, d1, "d1")
     check_shaped_like(params, d2, "d2")
     alphas, betas = _check_grid(alphas, "alphas"), _check_grid(betas, "betas")
@@ -135,6 +137,10 @@ def project(points: Sequence[PyTree], center: PyTree, d1: PyTree, d2: PyTree) ->
     """
     check_shaped_like(center, d1, "d1")
     check_shaped_like(center, d2, "d2")
+    if len(points) == 0:
+        raise ValueError("points must be a non-empty list of parameters")
+    for i, point in enumerate(points):
+        check_shaped_like(center, point, f"points[{i}]")
     c, _ = ravel_pytree(center)
     D = jnp.stack([ravel_pytree(d1)[0], ravel_pytree(d2)[0]], axis=1)
     X = jnp.stack([ravel_pytree(p)[0] - c for p in points])
@@ -167,6 +173,8 @@ def landscape_with_path(
     """
     if not snapshots:
         raise ValueError("snapshots must be a non-empty list of parameters")
+    check_positive_int(num, "num")
+    check_nonnegative(margin, "margin")
     center = snapshots[-1]
     path = project(snapshots, center, d1, d2)
     lo = np.minimum(path.min(axis=0), -1.0)

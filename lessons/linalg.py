@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from lessons.checks import check_positive, check_positive_int
+from lessons.checks import check_fraction, check_matvec, check_positive_int
 
 
 class CGResult(NamedTuple):
@@ -43,18 +43,18 @@ def conjugate_gradient(matvec: Callable[[jax.Array], jax.Array], b: jax.Array, *
     .. math:: \alpha_j = \frac{r_j^\top r_j}{p_j^\top A p_j}, \quad x_{j+1} = x_j + \alpha_j p_j, \quad
        r_{j+1} = r_j - \alpha_j A p_j, \quad p_{j+1} = r_{j+1} + \frac{r_{j+1}^\top r_{j+1}}{r_j^\top r_j} p_j .
 
-    Stops after ``max_iters`` products, when :math:`\|r\| \le` ``tol`` :math:`\|b\|`, or at a
+    Stops after ``max_iters`` products, when :math:`\|r\| \le` ``tol`` :math:`\|b\|` (``0 < tol < 1``), or at a
     direction with :math:`p^\top A p \le 0` (truncated Newton, Nocedal & Wright Alg. 7.1): then it
     returns the iterate so far, or :math:`b` itself if that happens at the first step. Each
     iteration costs one ``matvec``; in exact arithmetic CG solves an SPD system in at most
     ``dim`` iterations, and fast when the eigenvalues cluster.
     """
     check_positive_int(max_iters, "max_iters")
-    check_positive(tol, "tol")
+    check_fraction(tol, "tol")
     b = jnp.asarray(b)
-    out = jax.eval_shape(matvec, jax.ShapeDtypeStruct(b.shape, b.dtype))
-    if out.shape != b.shape:
-        raise ValueError(f"matvec must map shape {b.shape} to itself, got {out.shape}")
+    if b.ndim != 1:
+        raise ValueError(f"b must be a vector of shape (dim,), got shape {b.shape}")
+    check_matvec(matvec, b.shape[0], b.dtype)
     b_norm = jnp.linalg.norm(b)
 
     def cond(carry):

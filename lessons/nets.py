@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lessons.checks import check_callable, check_finite_data
 from lessons.data import check_key
 
 Params = list[tuple[jax.Array, jax.Array]]
@@ -34,6 +35,8 @@ def init_mlp(sizes: Sequence[int], *, key, dtype=jnp.float32) -> Params:
     The weights are drawn in float32 and cast to ``dtype``: one key gives the same network in every
     precision, so a float64 experiment starts where its float32 twin does.
     """
+    if isinstance(sizes, str) or not hasattr(sizes, "__iter__"):
+        raise TypeError(f"sizes must be a list of layer widths, e.g. [2, 16, 1], got {type(sizes).__name__} {sizes!r}")
     sizes = list(sizes)
     if len(sizes) < 2 or not all(isinstance(s, int) and s > 0 for s in sizes):
         raise ValueError(f"sizes must be a list of at least two positive integers, got {sizes!r}")
@@ -57,6 +60,7 @@ def _init_mlp(key, sizes, dtype):
 
 def mlp(params: Params, x: jax.Array, activation: Callable[[jax.Array], jax.Array] = jnp.tanh) -> jax.Array:
     """Apply the MLP to a batch ``x`` of shape ``(n, d_in)``; returns ``(n, d_out)`` (linear last layer)."""
+    check_callable(activation, "activation")
     if x.ndim != 2 or x.shape[1] != params[0][0].shape[0]:
         raise ValueError(f"x must have shape (n, {params[0][0].shape[0]}), got {x.shape}")
     for W, b in params[:-1]:
@@ -76,7 +80,7 @@ def logistic_losses(logits: jax.Array, labels: jax.Array) -> jax.Array:
     With :func:`mlp` it makes the supervised objective of the book's classifiers:
     ``lessons.train.Objective.supervised(nets.mlp, nets.logistic_losses)``.
     """
-    return optax.sigmoid_binary_cross_entropy(logits.reshape(labels.shape), labels)
+    return optax.sigmoid_binary_cross_entropy(_as_labels(logits, labels), labels)
 
 
 def binary_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -86,7 +90,14 @@ def binary_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Fraction of examples where ``logits > 0`` agrees with ``labels == 1``."""
-    return jnp.mean((logits.reshape(labels.shape) > 0) == (labels > 0.5))
+    return jnp.mean((_as_labels(logits, labels) > 0) == (labels > 0.5))
+
+
+def _as_labels(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """``logits`` reshaped like ``labels`` (one logit per label: ``(n,)`` or ``(n, 1)``), or a ``ValueError``."""
+    if jnp.size(logits) != jnp.size(labels):
+        raise ValueError(f"labels must hold one label per logit: got labels {jnp.shape(labels)}, logits {jnp.shape(logits)}")
+    return logits.reshape(labels.shape)
 
 
 def classifier_loss(x: jax.Array, y: jax.Array, activation=jnp.tanh) -> Callable[[Params], jax.Array]:
@@ -96,6 +107,8 @@ def classifier_loss(x: jax.Array, y: jax.Array, activation=jnp.tanh) -> Callable
         raise ValueError(f"x must have shape (n, d_in), got {x.shape}")
     if y.shape != (x.shape[0],):
         raise ValueError(f"y must have shape ({x.shape[0]},): one label per row of x, got {y.shape}")
+    check_finite_data(x, "x")
+    check_finite_data(y, "y")
 
     def loss(params):
         return binary_cross_entropy(mlp(params, x, activation), y)

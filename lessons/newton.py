@@ -39,7 +39,7 @@ from jax.flatten_util import ravel_pytree
 # The building blocks and cost measurements are re-exported (see the module docstring): the chapters
 # and widgets call them as ``newton.hvp``, ``newton.measure_costs``, ``newton.check_damping``.
 from lessons.autodiff import flat_hvp, hessian_matrix, hvp, hvp_reverse_over_forward, hvp_reverse_over_reverse
-from lessons.checks import check_damping, check_learning_rate, check_positive, check_positive_int
+from lessons.checks import check_damping, check_fraction, check_learning_rate, check_positive_int, concrete
 from lessons.costs import Costs, compiled_flops, measure_costs
 from lessons.linalg import CGResult, conjugate_gradient
 
@@ -159,7 +159,7 @@ def levenberg_marquardt(
     :math:`\lambda` gives Newton's step.
     """
     check_damping(initial_damping, "initial_damping")
-    if not 0 < decrease < 1 < increase:
+    if not 0 < concrete(decrease, "decrease") < 1 < concrete(increase, "increase"):
         raise ValueError(f"need 0 < decrease < 1 < increase, got decrease={decrease}, increase={increase}")
 
     def init(params):
@@ -215,7 +215,7 @@ def newton_cg(
     .. math:: s = \eta\, d, \qquad (H + \lambda I)\, d \approx -g,
 
     solved by :func:`lessons.linalg.conjugate_gradient`, truncated after ``max_cg_iters`` products, at
-    relative residual ``cg_tol``, or at negative curvature. It never forms :math:`H`: each CG iteration is
+    relative residual ``cg_tol`` (in ``(0, 1)``), or at negative curvature. It never forms :math:`H`: each CG iteration is
     one Hessian-vector product (about 2-3 gradients), so a step costs :math:`O(\text{max\_cg\_iters} \cdot P)`.
 
     On a non-convex loss the quadratic model can be badly wrong far from the current point, so the
@@ -237,8 +237,8 @@ def newton_cg(
     check_learning_rate(learning_rate)
     check_damping(damping)
     check_positive_int(max_cg_iters, "max_cg_iters")
-    check_positive(cg_tol, "cg_tol")
-    if not (0 < damping_decrease <= 1 <= damping_increase):
+    check_fraction(cg_tol, "cg_tol")
+    if not (0 < concrete(damping_decrease, "damping_decrease") <= 1 <= concrete(damping_increase, "damping_increase")):
         raise ValueError(
             f"need 0 < damping_decrease <= 1 <= damping_increase, got damping_decrease={damping_decrease}, "
             f"damping_increase={damping_increase}"

@@ -82,6 +82,9 @@ class Method:
         region). Methods that rescale by curvature have none.
         """
         hyper = {**self.defaults, **hyperparameters}
+        first_order.check_learning_rate(hyper["learning_rate"])
+        if "momentum" in hyper:
+            first_order.check_momentum(hyper["momentum"])
         lr = float(hyper["learning_rate"])
         if self.name == "GD":
             return 2.0 / lr

@@ -21,6 +21,8 @@ from collections.abc import Callable
 import jax.numpy as jnp
 import numpy as np
 
+from lessons.checks import check_finite, check_positive, check_positive_int, concrete
+
 Array = jnp.ndarray
 
 
@@ -60,6 +62,7 @@ class Problem:
         """Values on a ``num x num`` grid over :attr:`bounds`: ``(xs, ys, Z)`` with ``Z[i, j] = f(xs[j], ys[i])``."""
         import jax
 
+        check_positive_int(num, "num")
         (x0, x1), (y0, y1) = self.bounds
         xs = np.linspace(x0, x1, num)
         ys = np.linspace(y0, y1, num)
@@ -93,9 +96,10 @@ def quadratic(kappa: float = 10.0, *, angle: float = math.pi / 6) -> Problem:
     so the largest curvature is ``L = 1`` (the stability limit of gradient descent is ``lr < 2``
     whatever ``kappa`` is) and the smallest is ``mu = 1/kappa``. The minimiser is the origin.
     """
-    kappa = float(kappa)
+    kappa = concrete(kappa, "kappa")
     if not math.isfinite(kappa) or kappa < 1.0:
         raise ValueError(f"kappa must be a finite number >= 1, got {kappa}")
+    check_finite(angle, "angle")
     c, s = math.cos(angle), math.sin(angle)
     R = np.array([[c, -s], [s, c]])
     H_np = R @ np.diag([1.0 / kappa, 1.0]) @ R.T
@@ -128,8 +132,8 @@ def quadratic(kappa: float = 10.0, *, angle: float = math.pi / 6) -> Problem:
 
 def rosenbrock(a: float = 1.0, b: float = 100.0) -> Problem:
     r"""Rosenbrock's banana valley, :math:`f(x, y) = (a - x)^2 + b (y - x^2)^2`, minimum at ``(a, a^2)``."""
-    if b <= 0:
-        raise ValueError(f"b must be positive, got {b}")
+    check_finite(a, "a")
+    check_positive(b, "b")
 
     def value(p):
         x, y = p[0], p[1]
@@ -249,6 +253,8 @@ PROBLEMS: dict[str, Callable[..., Problem]] = {
 
 def make(name: str, **kwargs) -> Problem:
     """Build a problem by name (a key of :data:`PROBLEMS`), passing ``kwargs`` to its constructor."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, one of {sorted(PROBLEMS)}, got {type(name).__name__} {name!r}")
     if name not in PROBLEMS:
         raise ValueError(f"name must be one of {sorted(PROBLEMS)}, got {name!r}")
     return PROBLEMS[name](**kwargs)

@@ -31,11 +31,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lessons import optimizers, train
-from lessons.checks import check_learning_rate, check_momentum, check_positive_int
+from lessons.checks import check_fraction, check_learning_rate, check_momentum, check_positive_int, concrete
 from lessons.first_order import gd_optimal, heavy_ball, heavy_ball_optimal, steps_predicted
-from lessons.problems import quadratic
+from lessons.problems import Problem, quadratic
 
 
 def contraction_rates(problem, learning_rates, *, num_steps: int = 200, momentum: float | None = None):
@@ -45,11 +46,13 @@ def contraction_rates(problem, learning_rates, *, num_steps: int = 200, momentum
     ``problem`` from its default start, for all learning rates at once (one vmapped, compiled scan).
     A value above 1 means the run diverges.
     """
-    lrs = jnp.asarray(learning_rates, dtype=jnp.float32)
-    if lrs.ndim != 1 or lrs.size == 0:
-        raise ValueError(f"learning_rates must be a non-empty 1-D sequence, got shape {lrs.shape}")
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a lessons.problems.Problem, e.g. problems.quadratic(10.0), got {problem!r:.60}")
+    if np.ndim(learning_rates) != 1 or np.size(learning_rates) == 0:
+        raise ValueError(f"learning_rates must be a non-empty 1-D sequence, got shape {np.shape(learning_rates)}")
     for lr in learning_rates:
         check_learning_rate(lr, name="learning_rates")
+    lrs = jnp.asarray(learning_rates, dtype=jnp.float32)
     if momentum is not None:
         check_momentum(momentum)
     check_positive_int(num_steps, "num_steps")
@@ -93,11 +96,10 @@ def kappa_sweep(kappas, *, tol: float = 1e-4, max_steps: int = 200_000, angle: f
     The problem is :func:`lessons.problems.quadratic` (curvatures ``1/kappa`` and ``1``) from its
     default start. All condition numbers run in one compiled, vmapped ``while_loop``.
     """
-    kappas = [float(k) for k in kappas]
+    kappas = [concrete(k, "kappas") for k in kappas]
     if not kappas or min(kappas) < 1:
         raise ValueError(f"kappas must be a non-empty list of numbers >= 1, got {kappas}")
-    if not 0 < tol < 1:
-        raise ValueError(f"tol must lie in (0, 1), got {tol}")
+    check_fraction(tol, "tol")
     check_positive_int(max_steps, "max_steps")
     x0 = jnp.asarray(quadratic(1.0, angle=angle).start)
     c, s = math.cos(angle), math.sin(angle)

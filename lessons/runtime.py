@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 
 import jax
 
+from lessons.checks import check_positive_int
+
 TEST_MODE_ENV = "DESCENT_DYNAMICS_TEST_MODE"
 
 
@@ -37,6 +39,10 @@ def progress(iterable: Iterable, *, total: int | None = None, desc: str = "") ->
     In a notebook the bar is tqdm's widget; under automated execution it is silent, so that stored
     outputs carry neither widget state nor timings.
     """
+    if not isinstance(iterable, Iterable):
+        raise TypeError(f"iterable must be iterable (a range, a list), got {type(iterable).__name__} {iterable!r}")
+    if total is not None:
+        check_positive_int(total, "total", low=0)
     if test_mode():
         return iter(iterable)
     from tqdm.auto import tqdm

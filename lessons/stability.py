@@ -55,7 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from lessons.checks import check_key, check_positive, check_positive_int
+from lessons.checks import check_callable, check_key, check_positive, check_positive_int
 
 PyTree = Any
 PerExampleLoss = Callable[[PyTree], jax.Array]
@@ -184,6 +184,7 @@ def delta1(per_example_loss: PerExampleLoss, params: PyTree) -> jax.Array:
 
     Cost: one evaluation of the ``n`` per-example losses.
     """
+    check_callable(per_example_loss, "per_example_loss")
     return _delta1(per_example_loss, params)
 
 
@@ -210,6 +211,7 @@ def squared_increments(per_example_loss: PerExampleLoss, params: PyTree, perturb
     Evaluated in vmapped blocks of ``batch_size`` samples (``lax.map``), one compiled call. Cost:
     ``S`` evaluations of the ``n`` per-example losses.
     """
+    check_callable(per_example_loss, "per_example_loss")
     eps = _check_perturbations(perturbations, params)
     check_positive_int(batch_size, "batch_size")
     return _squared_increments(per_example_loss, params, eps, batch_size)
@@ -247,6 +249,7 @@ def delta2_isotropic_estimate(
     per_example_loss: PerExampleLoss, params: PyTree, sigma, *, key, num_samples: int, batch_size: int = 1024
 ) -> Delta2Estimate:
     r""":func:`delta2_isotropic` with its standard error (a :class:`Delta2Estimate`)."""
+    check_callable(per_example_loss, "per_example_loss")
     _check_sigma(sigma)
     check_key(key)
     check_positive_int(num_samples, "num_samples")
@@ -275,6 +278,7 @@ def delta2_subspace_estimate(
     per_example_loss: PerExampleLoss, params: PyTree, U, sigma, *, key, num_samples: int, batch_size: int = 1024
 ) -> Delta2Estimate:
     r""":func:`delta2_subspace` with its standard error (a :class:`Delta2Estimate`)."""
+    check_callable(per_example_loss, "per_example_loss")
     U = _check_basis(U, params)
     _check_sigma(sigma)
     check_key(key)
@@ -329,6 +333,7 @@ def quadratic_model(per_example_loss: PerExampleLoss, params: PyTree, U) -> Quad
     each over all ``n`` examples at once. Reverse mode would need one backward pass per example, as
     :math:`h` has ``n`` outputs. Cheap for ``D`` up to about 20; memory :math:`O(n D^2)`.
     """
+    check_callable(per_example_loss, "per_example_loss")
     U = _check_basis(U, params)
     return _quadratic_model(per_example_loss, params, U)
 
@@ -393,6 +398,7 @@ def delta2_curvature_aligned(per_example_loss: PerExampleLoss, params: PyTree, U
     The model does not depend on ``sigma``: for a sweep over :math:`\sigma` compute it once and call
     :func:`delta2_closed_form` per value.
     """
+    check_callable(per_example_loss, "per_example_loss")
     U = _check_basis(U, params)
     _check_sigma(sigma)
     return _curvature_aligned(per_example_loss, params, U, jnp.asarray(sigma, U.dtype))

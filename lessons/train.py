@@ -35,8 +35,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from lessons import runtime
-from lessons.checks import check_finite_data, check_positive_int
+from lessons import checks, runtime
 
 PyTree = Any
 
@@ -63,6 +62,8 @@ class Objective:
     takes_data: bool = False
 
     def __post_init__(self):
+        for name in ("apply", "loss", "function"):
+            checks.check_callable(getattr(self, name), name, optional=True)
         supervised = self.apply is not None and self.loss is not None
         if supervised == (self.function is not None) or (self.apply is None) != (self.loss is None):
             raise ValueError("an Objective needs either apply and loss (supervised) or function, not both")
@@ -206,7 +207,9 @@ def advance(
     ``extras`` names what ``update`` receives (:func:`update_extras`). Compiled once per
     ``(objective, optimizer, num_steps, record, extras)``: pass the same objects each time.
     """
-    check_positive_int(num_steps, "num_steps")
+    checks.check_positive_int(num_steps, "num_steps")
+    checks.check_positive(blowup, "blowup", finite=False)
+    checks.check_key(key, optional=True)
     num_active = num_steps if num_active is None else num_active
     dtype = jnp.result_type(*jax.tree.leaves(params)) if jax.tree.leaves(params) else jnp.float32
     blowup = jnp.asarray(blowup, dtype)
@@ -251,8 +254,10 @@ def trajectory(
         blowup: an iterate farther than this from the origin counts as divergence.
         opt_state: start from this optimizer state instead of ``optimizer.init(x0)``.
     """
-    check_positive_int(num_steps, "num_steps", low=0)
+    checks.check_positive_int(num_steps, "num_steps", low=0)
     objective = Objective.of(value_fn)
+    checks.check_transformation(optimizer)
+    checks.check_positive(blowup, "blowup", finite=False)
     x0 = jnp.asarray(x0)
     if not jnp.issubdtype(x0.dtype, jnp.floating):
         x0 = x0.astype(jnp.result_type(float))
@@ -269,9 +274,7 @@ def trajectory(
         points = np.concatenate([np.asarray(x0)[None], np.asarray(chunk.records)[:done]])
         values = np.append(np.asarray(chunk.losses)[:done], np.asarray(chunk.value))
     # points[done] has not been judged by a step yet: judge it by the same rule.
-    if not np.isfinite(values[-1]) or np.abs(points[-1]).max(initial=0) > blowup:
-        return Trajectory(points[:done], values[:done], done)
-    if num_steps > 0 and done < num_steps:
+    if not np.isfinite(values[-1]) or np.abs(points[-1]).max(initial=0) > blowup or (num_steps > 0 and done < num_steps):
         return Trajectory(points[:done], values[:done], done)
     return Trajectory(points, values, None, final_state)
 
@@ -283,6 +286,8 @@ def steps_to_tolerance(value_fn, x0, x_star, optimizer, *, tol: float, max_steps
     hyperparameters (pass the varying parts of the problem as ``data``).
     """
     objective = Objective.of(value_fn)
+    checks.check_fraction(tol, "tol")
+    checks.check_positive_int(max_steps, "max_steps")
     target = tol * jnp.linalg.norm(x0 - x_star)
 
     def not_done(carry):
@@ -380,16 +385,15 @@ def train(
         (50, np.float32(3.0))
     """
     objective = Objective.of(loss_fn)
-    check_positive_int(num_steps, "num_steps", low=0)
-    check_positive_int(chunk_size, "chunk_size")
+    checks.check_positive_int(num_steps, "num_steps", low=0)
+    checks.check_positive_int(chunk_size, "chunk_size")
+    checks.check_transformation(optimizer)
+    checks.check_key(key, optional=True)
     if snapshot_every is not None:
-        check_positive_int(snapshot_every, "snapshot_every")
+        checks.check_positive_int(snapshot_every, "snapshot_every")
         chunk_size = int(snapshot_every)
-    if data is not None:
-        check_finite_data(data)
-    bad_params = [p for p in jax.tree.leaves(params) if not np.all(np.isfinite(np.asarray(p)))]
-    if bad_params:
-        raise ValueError("params hold non-finite values (NaN or inf): start from finite parameters")
+    checks.check_finite_data(data)
+    checks.check_finite_data(params, "params")
     chunk_size = max(1, min(int(chunk_size), max(num_steps, 1)))
     opt_state = optimizer.init(params) if opt_state is None else opt_state
 
@@ -425,10 +429,8 @@ def train(
         final = float(jax.jit(objective.value)(params, data))
         message = f"finished {done} steps; final loss {final:.4g}" if done else "no steps taken"
     elif diverged_at == 0:
-        message = (
-            "the loss at the initial parameters is not finite: no step taken "
-            "(look for a NaN or an infinity in the data or the initial parameters)"
-        )
+        message = "the loss at the initial parameters is not finite: no step taken (look for a NaN or an infinity "
+        message += "in the data or the initial parameters)"
     else:
         message = (
             f"diverged at step {diverged_at}: the loss became non-finite; "

@@ -97,3 +97,61 @@ def test_chapter_3_checkers_catch_typical_slips():
     assert not exercises.check_delta2_closed_form(forgot_trace_squared)
     check = lambda a, c, B, sigma: (a + sigma**2 * np.trace(B) / 2) ** 2 + sigma**2 * c @ c + sigma**4 * np.sum(B * B) / 2
     assert exercises.check_delta2_closed_form(check)
+
+
+def _cg(matrix, rhs, steps):
+    x, r = np.zeros_like(rhs), rhs.copy()
+    p = r.copy()
+    for _ in range(steps):
+        Ap = matrix @ p
+        alpha = (r @ r) / (p @ Ap)
+        x, r_new = x + alpha * p, r - alpha * Ap
+        p, r = r_new + (r_new @ r_new) / (r @ r) * p, r_new
+    return x
+
+
+def _hvp(fun, point, direction):
+    import jax
+
+    return jax.jvp(jax.grad(fun), (point,), (direction,))[1]
+
+
+# Correct solutions whose parameters are named unlike the checkers' docstrings: the checkers call
+# positionally, so only the order matters.
+RENAMED_SOLUTIONS = {
+    "check_gd_rate": lambda eta, m, big_l: max(abs(1 - eta * m), abs(1 - eta * big_l)),
+    "check_heavy_ball_step": lambda p, p_old, g, eta, beta: p - eta * g + beta * (p - p_old),
+    "check_max_stable_learning_rate": lambda hessian: 2 / np.linalg.eigvalsh(hessian)[-1],
+    "check_newton_step": lambda hess, grad: -np.linalg.solve(hess, grad),
+    "check_hvp": _hvp,
+    "check_conjugate_gradient": _cg,
+    "check_power_step": lambda M, u: (M @ u / np.linalg.norm(M @ u), u @ M @ u / (u @ u)),
+    "check_hutchinson": lambda mv, vs: np.mean([v @ mv(v) for v in vs]),
+    "check_delta2_closed_form": lambda a0, c0, B0, s: (
+        (a0 + s**2 * np.trace(B0) / 2) ** 2 + s**2 * c0 @ c0 + s**4 * np.sum(B0 * B0) / 2
+    ),
+}
+CHECKERS = sorted(name for name in dir(exercises) if name.startswith("check_"))
+
+
+def test_every_checker_has_a_renamed_solution():
+    assert sorted(RENAMED_SOLUTIONS) == CHECKERS
+
+
+@pytest.mark.parametrize("checker", CHECKERS)
+def test_checkers_call_positionally_so_parameter_names_do_not_matter(checker):
+    result = getattr(exercises, checker)(RENAMED_SOLUTIONS[checker])
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize("checker", CHECKERS)
+def test_checkers_accept_positional_only_parameters(checker):
+    solution = RENAMED_SOLUTIONS[checker]
+    result = getattr(exercises, checker)(lambda *args: solution(*args))
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize("checker", CHECKERS)
+def test_checker_docstrings_state_the_positional_order(checker):
+    doc = getattr(exercises, checker).__doc__
+    assert "Calls ``fn`` positionally" in doc, f"{checker}: the docstring must say in which order fn is called"

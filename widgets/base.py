@@ -47,6 +47,15 @@ def is_ready(box: W.Box) -> bool:
     return READY_CLASS in box._dom_classes
 
 
+def shown(value: float, digits: int = 3) -> float:
+    """A slider's value as its readout shows it (3 significant digits): what the app then uses.
+
+    A log slider stores ``10**(k * step)``, so 50 is stored as 50.003 and 0.5 as 0.50003; using the value
+    the reader sees keeps the text, the readout and the computation in agreement.
+    """
+    return float(f"{float(value):.{digits}g}")
+
+
 # --- traces by name ----------------------------------------------------------------------------------
 
 

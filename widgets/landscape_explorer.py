@@ -148,7 +148,7 @@ class LandscapeExplorer(base.App):
             base=10,
             min=math.log10(LEARNING_RATE_RANGE[0]),
             max=math.log10(LEARNING_RATE_RANGE[1]),
-            step=0.05,
+            step=0.001,
             description="lr",
             readout_format=".3g",
         )
@@ -189,7 +189,7 @@ class LandscapeExplorer(base.App):
 
     @property
     def learning_rate(self) -> float:
-        return float(self.lr_slider.value)
+        return base.shown(self.lr_slider.value)
 
     @property
     def method(self) -> optimizers.Method:
@@ -313,7 +313,7 @@ class LandscapeExplorer(base.App):
                 "edge": {"x": p["edge_x"], "y": p["edge_y"], "z": None},
                 "density": {"x": plots.short_list(p["grid"]), "y": plots.short_list(p["density"]), "z": None},
             }
-            slider_steps.append(base.slider_step(fig, name, updates, layout={"title.text": p["title"]}))
+            slider_steps.append(base.slider_step(fig, name, updates, layout={"title.text": plots.wrap_title(p["title"])}))
         fig.update_layout(
             sliders=[dict(active=active, currentvalue=dict(prefix="optimizer: "), pad=dict(t=50), steps=slider_steps)],
             height=600,

@@ -180,11 +180,7 @@ def base_figure(view: str) -> go.Figure:
         fig.update_xaxes(title_text="alpha (direction 1)", row=1, col=1)
         fig.update_yaxes(title_text="beta (direction 2)", row=1, col=1)
     plots.style(fig, height=560)
-    fig.update_layout(
-        margin=dict(t=80),
-        legend=dict(orientation="v", x=1.01, xanchor="left", y=1.0, yanchor="top"),
-        title=dict(x=0.01, y=0.98, yanchor="top"),
-    )
+    fig.update_layout(margin=dict(t=90))  # room for the title and, below it, the panels' own titles
     return fig
 
 
@@ -200,7 +196,7 @@ def apply(fig, p: dict, view: str) -> None:
         base.named(fig, f"λ{i + 1}").update(x=steps, y=plots.f32(p["eigs"][keep, i]))
     base.named(fig, "edge").update(x=p["edge_x"], y=p["edge_y"])
     base.named(fig, "density").update(x=plots.f32(p["grid"]), y=plots.f32(p["density"]))
-    fig.layout.title = p["title"]
+    fig.layout.title.text = plots.wrap_title(p["title"])
 
 
 EIGEN_COLORS = ("#d62728", "#ff7f0e", "#9467bd")

@@ -80,9 +80,9 @@ STATIC_LEARNING_RATES: dict[str, list[float]] = {
     "himmelblau": [1e-3, 3e-3, 0.01, 0.02, 0.03],
 }
 _SLIDERS = {  # how each hyperparameter is moved: (log scale?, min, max, step, readout)
-    "learning_rate": (True, -4, 1, 0.01, ".3g"),
+    "learning_rate": (True, -4, 1, 0.001, ".3g"),
     "momentum": (False, 0.0, 0.99, 0.01, ".2f"),
-    "damping": (True, -4, 2, 0.05, ".2g"),
+    "damping": (True, -4, 2, 0.001, ".3g"),
 }
 
 
@@ -151,7 +151,7 @@ class OptimizerRace(base.App):
         # Controls: one row per method, one slider per hyperparameter the registry declares.
         self.problem_select = W.Dropdown(options=list(problems.PROBLEMS), value=problem, description="function")
         self.kappa_slider = W.FloatLogSlider(
-            value=kappa, base=10, min=0, max=3, step=0.05, description="kappa", readout_format=".3g"
+            value=kappa, base=10, min=0, max=3, step=0.001, description="kappa", readout_format=".3g"
         )
         self.method_checkboxes = {name: W.Checkbox(value=name in methods, description=name, indent=False) for name in METHODS}
         self.sliders: dict[str, dict[str, W.Widget]] = {}
@@ -206,7 +206,7 @@ class OptimizerRace(base.App):
 
     @property
     def problem(self) -> problems.Problem:
-        return self._build_problem(self.problem_select.value, self.kappa_slider.value)
+        return self._build_problem(self.problem_select.value, base.shown(self.kappa_slider.value))
 
     @property
     def start(self) -> np.ndarray:
@@ -223,7 +223,7 @@ class OptimizerRace(base.App):
 
     def hyperparameters(self, name: str) -> dict[str, float]:
         """The hyperparameters the sliders set for method ``name``."""
-        return {hyper: float(slider.value) for hyper, slider in self.sliders[name].items()}
+        return {hyper: base.shown(slider.value) for hyper, slider in self.sliders[name].items()}
 
     def reset(self) -> None:
         """Put every method back at the starting point, step 0."""
@@ -360,7 +360,7 @@ class OptimizerRace(base.App):
 
     @staticmethod
     def _base_figure(names: Sequence[str] = METHODS) -> go.Figure:
-        fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.09)
+        fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.14)
         base.add_named(
             fig,
             "contour",
@@ -393,7 +393,7 @@ class OptimizerRace(base.App):
             base.named(fig, "saddles").update(x=problem.saddles[:, 0], y=problem.saddles[:, 1])
             fig.update_xaxes(range=[x0, x1], row=1, col=1)
             fig.update_yaxes(range=[y0, y1], row=1, col=1)
-            fig.layout.title = problem.title
+            fig.layout.title.text = plots.wrap_title(problem.title)
 
     @staticmethod
     def _draw_lane(fig, name, points, values, label, problem, visible=True) -> None:

@@ -53,15 +53,39 @@ def color(label: str, index: int = 0) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+TITLE_CHARACTERS = 56
+"""Longer titles wrap onto further lines (a plotly title never wraps itself, and a long one runs off the figure)."""
+
+
+def wrap_title(text: str | None, width: int = TITLE_CHARACTERS) -> str | None:
+    """``text`` with ``<br>`` between words so that no line is longer than ``width`` characters."""
+    if not text:
+        return text
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "<br>".join([*lines, line])
+
+
 def style(fig: go.Figure, *, title: str | None = None, height: int = 420, width: int | None = None) -> go.Figure:
-    """The book's common look: white template, compact margins, legend on top."""
+    """The book's common look: white template, the title at the top left (wrapped), the legend at the right.
+
+    The title sits in the top margin and the legend beside the plotting area, so neither can cover the
+    other, whatever the number of legend entries; plotly widens the right margin to fit the legend.
+    """
+    title = wrap_title(title if title is not None else fig.layout.title.text)
+    lines = 0 if not title else title.count("<br>") + 1
     fig.update_layout(
         template="plotly_white",
-        title=title,
-        height=height,
+        title=dict(text=title, x=0.01, xanchor="left", y=1.0, yanchor="top", yref="container", pad=dict(t=22)),
+        height=height + 20 * max(lines - 1, 0),
         width=width,
-        margin=dict(l=50, r=20, t=60 if title else 30, b=45),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
+        margin=dict(l=55, r=20, t=44 + 24 * lines if lines else 30, b=50),
+        legend=dict(orientation="v", x=1.02, xanchor="left", y=1.0, yanchor="top"),
     )
     return fig
 

@@ -8,8 +8,10 @@ then clean it for the repository:
   cannot render without that state (the widget cells are tagged ``nbval-ignore-output``);
 * drop per-cell execution timestamps (they would make every run a diff).
 
-Finally write ``book/status.md``: each chapter's execution time and the machine it ran on. Those
-clock numbers live only there, never in a compared cell output.
+Then check each chapter as ``make test`` does: nbval against the outputs just stored, once on the
+machine as it is and once under ``XLA_FLAGS=--xla_cpu_max_isa=SSE4_2`` (another round-off; skipped off
+x86-64). Finally write ``book/status.md``: per chapter, its execution time, the machine it ran on and
+whether both checks passed. Those clock numbers live only there, never in a compared cell output.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -74,6 +77,22 @@ def execute(path: Path) -> float:
     return seconds
 
 
+SECOND_ISA = "SSE4_2"
+CHECK = os.environ.get("DESCENT_DYNAMICS_SKIP_CHECKS", "") == ""  # set it to iterate on figures quickly
+
+
+def check(path: Path, isa: str | None) -> str:
+    """Run nbval on ``path`` (under ``--xla_cpu_max_isa=isa`` if given): ``"passed"``, ``"failed"`` or ``"skipped"``."""
+    env = dict(os.environ, DESCENT_DYNAMICS_TEST_MODE="1")
+    if isa is not None:
+        if platform.machine().lower() not in ("x86_64", "amd64"):
+            return "skipped"
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_cpu_max_isa={isa}".strip()
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env", str(path)]
+    result = subprocess.run(cmd, cwd=BOOK.parent, env=env, capture_output=True, text=True)
+    return "passed" if result.returncode == 0 else "failed"
+
+
 def machine() -> dict[str, str]:
     import jax
 
@@ -102,16 +121,18 @@ def write_status(records: dict[str, dict]) -> None:
         "# Status of the chapters",
         "",
         "Every chapter is executed top to bottom by `make notebooks` and again by nbval in `make test`.",
-        "This page records the last `make notebooks` run: how long each chapter took and where it ran.",
+        "This page records the last `make notebooks` run: how long each chapter took, where it ran, and whether",
+        f"nbval then passed on it, natively and under `XLA_FLAGS=--xla_cpu_max_isa={SECOND_ISA}` (another round-off).",
         "The budget is 90 s per chapter on a 2-core CPU (60 s for chapter 1).",
         "",
-        "| chapter | execution time | device | CPU cores | JAX | Python | executed on |",
-        "|---|---|---|---|---|---|---|",
+        "| chapter | execution time | nbval | nbval, second instruction set | device | CPU cores | JAX | Python | executed on |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in sorted(records):
         r = records[name]
         lines.append(
-            f"| [{r['title']}]({name}) | {r['seconds']:.1f} s | {r['device']} | {r['cpus']} "
+            f"| [{r['title']}]({name}) | {r['seconds']:.1f} s | {r.get('nbval', 'not run')} "
+            f"| {r.get('nbval_second_isa', 'not run')} | {r['device']} | {r['cpus']} "
             f"| {r['jax']} | {r['python']} | {r['date']} |"
         )
     lines += ["", "Execution times are wall-clock seconds of a fresh kernel, imports and JIT compilation included.", ""]
@@ -125,7 +146,16 @@ def main(paths: list[str]) -> None:
         print(f"executing {p.name} ...", flush=True)
         seconds = execute(p)
         print(f"  {seconds:.1f} s, {p.stat().st_size / 1e6:.2f} MB", flush=True)
-        records[p.stem] = {**info, "title": chapter_title(p), "seconds": seconds, "date": datetime.date.today().isoformat()}
+        native, second = (check(p, None), check(p, SECOND_ISA)) if CHECK else ("not run", "not run")
+        print(f"  nbval: {native}; under {SECOND_ISA}: {second}", flush=True)
+        records[p.stem] = {
+            **info,
+            "title": chapter_title(p),
+            "seconds": seconds,
+            "date": datetime.date.today().isoformat(),
+            "nbval": native,
+            "nbval_second_isa": second,
+        }
     STATUS_JSON.write_text(json.dumps(records, indent=2, sort_keys=True) + "\n")
     write_status(records)
 

@@ -54,7 +54,11 @@ def density_against_histogram(eigenvalues, grid, density, *, bins: int = 80, tit
     )
     fig.add_trace(go.Scatter(x=f32(grid), y=f32(density), mode="lines", name="SLQ density", line=dict(color=PALETTE[1])))
     fig.update_xaxes(title_text="eigenvalue")
-    fig.update_yaxes(title_text="density", type="log", exponentformat="power")
+    # The log axis shows what the text discusses (the spike at zero, the bulk, the outliers): down to one
+    # count in the histogram. Below that the Gaussian tails of the smoothing would fill the picture.
+    floor = 0.5 / (len(eigenvalues) * (edges[1] - edges[0]))
+    top = max(float(np.max(counts)), float(np.max(density)))
+    fig.update_yaxes(title_text="density", type="log", exponentformat="power", range=[np.log10(floor), np.log10(top) + 0.3])
     return style(fig, title=title, height=360)
 
 
@@ -77,6 +81,8 @@ def landscape_panels(landscapes: Mapping[str, object], *, title: str | None = No
     names = list(landscapes)
     rows = (len(names) + cols - 1) // cols
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.08, vertical_spacing=0.12)
+    logs = {name: np.log10(np.maximum(np.asarray(landscapes[name].losses), 1e-12)) for name in names}
+    finite = np.concatenate([z[np.isfinite(z)] for z in logs.values()])
     for i, name in enumerate(names):
         r, c = i // cols + 1, i % cols + 1
         slice_ = landscapes[name]
@@ -84,12 +90,11 @@ def landscape_panels(landscapes: Mapping[str, object], *, title: str | None = No
             go.Contour(
                 x=f32(slice_.alphas),
                 y=f32(slice_.betas),
-                z=f32(np.log10(np.maximum(np.asarray(slice_.losses), 1e-12))),
-                colorscale="Viridis",
-                ncontours=20,
-                showscale=i == 0,
-                colorbar=dict(title="log10 loss", len=0.5),
+                z=f32(logs[name]),
+                coloraxis="coloraxis",  # the panels are compared: one colour scale for all of them
+                contours=dict(start=float(finite.min()), end=float(finite.max()), size=float(np.ptp(finite)) / 20 or 1.0),
                 name="log10 loss",
+                showlegend=False,
             ),
             row=r,
             col=c,
@@ -108,4 +113,5 @@ def landscape_panels(landscapes: Mapping[str, object], *, title: str | None = No
             row=r,
             col=c,
         )
+    fig.update_layout(coloraxis=dict(colorscale="Viridis", colorbar=dict(title="log10 loss", len=0.6)))
     return style(fig, title=title, height=380 * rows)

@@ -90,12 +90,10 @@ def decision_regions(
                 x=f32(gx),
                 y=f32(gy),
                 z=f32(prob),
-                colorscale="RdBu",
-                zmin=0,
-                zmax=1,
-                showscale=False,
+                coloraxis="coloraxis",  # one scale for every panel: P(class 1) from 0 to 1
                 hoverinfo="skip",
                 opacity=0.75,
+                name=f"P(class 1), {list(models)[j - 1]}",
             ),
             row=1,
             col=j,
@@ -108,7 +106,9 @@ def decision_regions(
                     y=f32(x[sel, 1]),
                     mode="markers",
                     marker=dict(size=4, color=mark),
-                    showlegend=False,
+                    name=f"class {cls}",
+                    legendgroup=f"class {cls}",
+                    showlegend=j == 1,
                     hoverinfo="skip",
                 ),
                 row=1,
@@ -116,7 +116,5 @@ def decision_regions(
             )
         fig.update_xaxes(showticklabels=False, row=1, col=j)
         fig.update_yaxes(showticklabels=False, scaleanchor=f"x{j if j > 1 else ''}", row=1, col=j)
+    fig.update_layout(coloraxis=dict(colorscale="RdBu", cmin=0, cmax=1, showscale=False))
     return style(fig, title=title, height=330)
-
-
-# --- Chapter 3: curvature and landscapes ----------------------------------------------------------
