@@ -24,6 +24,7 @@ __all__ = [
     "landscape",
     "stability",
     "exercises",
+    "natural_gradient",
     # the training loops, the optimizer registry, and the experiments that run them
     "train",
     "optimizers",

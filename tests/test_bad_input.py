@@ -26,6 +26,7 @@ from lessons import (
     lanczos,
     landscape,
     linalg,
+    natural_gradient,
     nets,
     newton,
     optimizers,
@@ -295,6 +296,13 @@ CASES = [
     ("optimizers", "Method.init-damping-negative", lambda: optimizers.get("Damped Newton").init(W, damping=-1.0), ValueError, r"damping"),
     ("optimizers", "Method.stability_edge-learning_rate-0", lambda: optimizers.get("GD").stability_edge(learning_rate=0.0), ValueError, r"learning_rate"),
     ("optimizers", "Method.stability_edge-momentum-1", lambda: optimizers.get("Heavy ball").stability_edge(momentum=1.0), ValueError, r"momentum"),
+    # --- natural_gradient
+    ("natural_gradient", "woodbury_solve-damping-0", lambda: natural_gradient.woodbury_solve(jnp.ones((2, 3)), W, 0.0), ValueError, r"damping"),
+    ("natural_gradient", "woodbury_solve-g-shape", lambda: natural_gradient.woodbury_solve(jnp.ones((2, 3)), jnp.ones(4), 1.0), ValueError, r"\bg\b"),
+    ("natural_gradient", "woodbury_solve-K-vector", lambda: natural_gradient.woodbury_solve(jnp.ones(3), W, 1.0), ValueError, r"\bK\b"),
+    ("natural_gradient", "output_hessian_factor-kind-unknown", lambda: natural_gradient.output_hessian_factor(jnp.ones((4, 1)), "hinge"), ValueError, r"kind"),
+    ("natural_gradient", "natural_gradient-loss_kind-unknown", lambda: natural_gradient.natural_gradient(apply=nets.mlp, loss_kind="hinge"), ValueError, r"loss_kind"),
+    ("natural_gradient", "natural_gradient-learning_rate-negative", lambda: natural_gradient.natural_gradient(-1.0, apply=nets.mlp), ValueError, r"learning_rate"),
     # --- rates
     ("rates", "contraction_rates-learning_rates-negative", lambda: rates.contraction_rates(PROBLEM, [0.5, -0.1]), ValueError, r"learning_rates"),
     ("rates", "contraction_rates-learning_rates-empty", lambda: rates.contraction_rates(PROBLEM, []), ValueError, r"learning_rates"),

@@ -21,7 +21,17 @@ import lessons
 ROOT = Path(__file__).resolve().parents[1]
 
 BUILDING_BLOCKS = {"checks", "autodiff", "linalg", "runtime", "data", "nets", "problems"}
-CONCEPTS = {"first_order", "newton", "costs", "lanczos", "curvature", "landscape", "stability", "exercises"}
+CONCEPTS = {
+    "first_order",
+    "newton",
+    "costs",
+    "lanczos",
+    "curvature",
+    "landscape",
+    "stability",
+    "exercises",
+    "natural_gradient",
+}
 # The training loops, the registry of optimizers that the widgets race, and the experiments that run them.
 TOP = {"train", "optimizers", "rates"}
 
