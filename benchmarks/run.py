@@ -16,6 +16,7 @@ BENCHMARKS = [
     "benchmarks.hvp",
     "benchmarks.curvature",
     "benchmarks.stability",
+    "benchmarks.natural_gradient",
 ]
 
 if __name__ == "__main__":

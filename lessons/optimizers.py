@@ -30,7 +30,7 @@ from typing import Any
 import jax.numpy as jnp
 import optax
 
-from lessons import first_order, newton
+from lessons import first_order, natural_gradient, nets, newton, train
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -46,6 +46,10 @@ class Method:
         static: fixed arguments of the factory that are not hyperparameters (e.g. CG's iteration cap).
         needs_value_fn: whether ``update`` needs the loss as ``value_fn`` (second-order methods).
         dense: whether a step forms the dense Hessian (:math:`O(P^2)` memory): small problems only.
+        extras: what ``update`` must receive besides the gradient; pass it as ``extras=`` to
+            :func:`lessons.train.train` / :func:`lessons.train.advance` (``batch`` and ``outputs`` for
+            methods that build curvature from the model on the batch).
+        model: for methods tied to a model, the kind they are built for (e.g. ``"mlp"``), else ``None``.
     """
 
     name: str
@@ -55,6 +59,8 @@ class Method:
     static: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     needs_value_fn: bool = False
     dense: bool = False
+    extras: tuple[str, ...] = train.DEFAULT_EXTRAS
+    model: str | None = None
 
     @property
     def hyperparameters(self) -> tuple[str, ...]:
@@ -111,6 +117,14 @@ def _newton_cg(learning_rate, damping, *, max_cg_iters):
     return newton.newton_cg(learning_rate, damping=damping, max_cg_iters=max_cg_iters)
 
 
+def _kfac(learning_rate, damping, *, loss_kind):
+    return natural_gradient.kfac(learning_rate, damping=damping, loss_kind=loss_kind)
+
+
+def _natural_gradient(learning_rate, damping, *, apply, loss_kind):
+    return natural_gradient.natural_gradient(learning_rate, damping=damping, apply=apply, loss_kind=loss_kind)
+
+
 _METHODS = [
     Method("GD", first_order.gradient_descent, {"learning_rate": 1.0}, "#1f77b4"),
     Method("Heavy ball", first_order.heavy_ball, {"learning_rate": 0.1, "momentum": 0.9}, "#d62728"),
@@ -133,6 +147,24 @@ _METHODS = [
         "#17becf",
         static={"max_cg_iters": 20},
         needs_value_fn=True,
+    ),
+    Method(
+        "Natural gradient",
+        _natural_gradient,
+        {"learning_rate": 1.0, "damping": 1e-2},
+        "#7b4173",
+        static={"apply": nets.mlp, "loss_kind": "logistic"},
+        extras=train.ALL_EXTRAS,
+        model="mlp",
+    ),
+    Method(
+        "K-FAC",
+        _kfac,
+        {"learning_rate": 1.0, "damping": 1e-2},
+        "#637939",
+        static={"loss_kind": "logistic"},
+        extras=train.ALL_EXTRAS,
+        model="mlp",
     ),
 ]
 REGISTRY: Mapping[str, Method] = MappingProxyType({m.name: m for m in _METHODS})

@@ -303,6 +303,9 @@ CASES = [
     ("natural_gradient", "output_hessian_factor-kind-unknown", lambda: natural_gradient.output_hessian_factor(jnp.ones((4, 1)), "hinge"), ValueError, r"kind"),
     ("natural_gradient", "natural_gradient-loss_kind-unknown", lambda: natural_gradient.natural_gradient(apply=nets.mlp, loss_kind="hinge"), ValueError, r"loss_kind"),
     ("natural_gradient", "natural_gradient-learning_rate-negative", lambda: natural_gradient.natural_gradient(-1.0, apply=nets.mlp), ValueError, r"learning_rate"),
+    ("natural_gradient", "kfac-damping-0", lambda: natural_gradient.kfac(damping=0.0), ValueError, r"damping"),
+    ("natural_gradient", "kfac-loss_kind-unknown", lambda: natural_gradient.kfac(loss_kind="hinge"), ValueError, r"loss_kind"),
+    ("natural_gradient", "kfac_factors-x-shape", lambda: natural_gradient.kfac_factors(PARAMS, jnp.ones((4, 3))), ValueError, r"\bx\b"),
     # --- rates
     ("rates", "contraction_rates-learning_rates-negative", lambda: rates.contraction_rates(PROBLEM, [0.5, -0.1]), ValueError, r"learning_rates"),
     ("rates", "contraction_rates-learning_rates-empty", lambda: rates.contraction_rates(PROBLEM, []), ValueError, r"learning_rates"),

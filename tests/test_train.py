@@ -195,7 +195,8 @@ def test_every_registry_method_trains_in_float32(name):
     method = optimizers.get(name)
     lr = {"GD": 0.5, "Heavy ball": 0.1, "Nesterov": 0.1, "Adam": 0.01}.get(name, 1.0)
     state = method.init(params, learning_rate=lr, **({"damping": 1.0} if "damping" in method.defaults else {}))
-    h = train.train(objective, params, method.transformation(), data=batch, num_steps=20, opt_state=state, progress=False)
+    run = dict(data=batch, num_steps=20, opt_state=state, extras=method.extras, progress=False)
+    h = train.train(objective, params, method.transformation(), **run)
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(h.params))
     assert not h.diverged and h.loss[-1] < h.loss[0], (name, h.loss[[0, -1]])
 
@@ -238,3 +239,11 @@ def test_registry_errors_name_the_argument():
     with pytest.raises(ValueError, match="learning_rate"):
         optimizers.set_hyperparameters(state, learning_rate=-1.0)
     assert optimizers.color("Newton-CG") != optimizers.color("Newton")
+
+
+def test_every_method_has_its_own_colour_and_the_palette_stays_clear_of_them():
+    from widgets import plots
+
+    colours = [m.color for m in optimizers.REGISTRY.values()]
+    assert len(set(colours)) == len(colours)
+    assert not set(colours) & set(plots.PALETTE)

@@ -331,11 +331,13 @@ class LandscapeExplorer(base.App):
         is the training time, compilation excluded.
         """
         setup = self.setup
-        opt = (method or self.method).transformation()
+        method = method or self.method
+        opt, extras = method.transformation(), method.extras
         size = _chunk_size(steps)
 
         def chunk(params, opt_state, active):
-            return train.advance(setup.objective, opt, params, opt_state, setup.data, num_steps=size, num_active=active)
+            run = dict(num_steps=size, num_active=active, extras=extras)
+            return train.advance(setup.objective, opt, params, opt_state, setup.data, **run)
 
         if (setup.objective, opt, size) not in _WARM:  # compile outside the timed region (a no-op chunk)
             jax.block_until_ready(chunk(params, opt_state, 0))

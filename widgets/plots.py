@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from lessons import optimizers
 
-PALETTE = ("#bcbd22", "#7f7f7f", "#e377c2", "#8c564b", "#aec7e8", "#ff9896", "#98df8a", "#17becf")
+PALETTE = ("#bcbd22", "#7f7f7f", "#aec7e8", "#ff9896", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2")
 """Colours for series that are not a method of the registry (each figure takes them in order)."""
 
 
