@@ -227,6 +227,19 @@ def _gram_step(apply, params, x, g, lam, kind):
 # --- the optimizer ---------------------------------------------------------------------------------
 
 
+def _empty_init(params):
+    del params
+    return optax.EmptyState()
+
+
+def _require_batch(name: str, params, batch) -> None:
+    if batch is None or params is None:
+        raise ValueError(
+            f"{name} needs params and the data: call update(grads, state, params, batch=(x, y)) "
+            "(lessons.train.train passes it with extras=train.ALL_EXTRAS)"
+        )
+
+
 def natural_gradient(
     learning_rate: float = 1.0,
     *,
@@ -260,17 +273,9 @@ def natural_gradient(
     if method not in ("jacobian", "gram"):
         raise ValueError(f"method must be 'jacobian' or 'gram', got {method!r}")
 
-    def init(params):
-        del params
-        return optax.EmptyState()
-
     def update(grads, state, params=None, *, batch=None, **extra):
         del extra
-        if batch is None or params is None:
-            raise ValueError(
-                "natural_gradient needs params and the data: call update(grads, state, params, batch=(x, y)) "
-                "(lessons.train.train passes it with extras=train.ALL_EXTRAS)"
-            )
+        _require_batch("natural_gradient", params, batch)
         g, unravel = ravel_pytree(grads)
         dtype = g.dtype
         lam = jnp.asarray(damping, dtype)
@@ -280,7 +285,7 @@ def natural_gradient(
             d = woodbury_solve(ggn_factor(apply, params, batch[0], loss_kind).astype(dtype), g, lam)
         return unravel(-jnp.asarray(learning_rate, dtype) * d), state
 
-    return optax.GradientTransformationExtraArgs(init, update)
+    return optax.GradientTransformationExtraArgs(_empty_init, update)
 
 
 # --- K-FAC: block-diagonal, Kronecker-factored curvature ----------------------------------------
@@ -375,17 +380,9 @@ def kfac(
     _check_kind(loss_kind, "loss_kind")
     check_callable(activation, "activation")
 
-    def init(params):
-        del params
-        return optax.EmptyState()
-
     def update(grads, state, params=None, *, batch=None, **extra):
         del extra
-        if batch is None or params is None:
-            raise ValueError(
-                "kfac needs params and the data: call update(grads, state, params, batch=(x, y)) "
-                "(lessons.train.train passes it with extras=train.ALL_EXTRAS)"
-            )
+        _require_batch("kfac", params, batch)
         factors = kfac_factors(params, batch[0], loss_kind, activation)
         updates = []
         for (gW, gb), (A, G) in zip(grads, factors, strict=True):
@@ -399,4 +396,4 @@ def kfac(
             updates.append((U[:-1].astype(gW.dtype), U[-1].astype(gb.dtype)))
         return type(grads)(updates) if isinstance(grads, (list, tuple)) else updates, state
 
-    return optax.GradientTransformationExtraArgs(init, update)
+    return optax.GradientTransformationExtraArgs(_empty_init, update)
