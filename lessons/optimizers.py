@@ -50,6 +50,8 @@ class Method:
             :func:`lessons.train.train` / :func:`lessons.train.advance` (``batch`` and ``outputs`` for
             methods that build curvature from the model on the batch).
         model: for methods tied to a model, the kind they are built for (e.g. ``"mlp"``), else ``None``.
+        edge: ``(**hyperparameters) -> sharpness`` at which the method becomes unstable on a quadratic
+            (see :meth:`stability_edge`), or ``None``.
     """
 
     name: str
@@ -61,6 +63,7 @@ class Method:
     dense: bool = False
     extras: tuple[str, ...] = train.DEFAULT_EXTRAS
     model: str | None = None
+    edge: Callable[..., float] | None = None
 
     @property
     def hyperparameters(self) -> tuple[str, ...]:
@@ -81,22 +84,17 @@ class Method:
         return set_hyperparameters(self.transformation().init(params), **hyperparameters)
 
     def stability_edge(self, **hyperparameters) -> float | None:
-        r"""The sharpness at which the method stops being stable on a quadratic, or ``None``.
+        r"""The sharpness above which the method is unstable on a quadratic, or ``None`` if it has none.
 
-        Gradient descent with step :math:`\eta`: :math:`2/\eta`; heavy ball and Nesterov with
-        momentum :math:`\beta`: :math:`2(1 + \beta)/\eta` (the edge of the companion matrix's stable
-        region). Methods that rescale by curvature have none.
+        Gradient descent with step :math:`\eta`: :math:`2/\eta`; heavy ball with momentum :math:`\beta`:
+        :math:`2(1 + \beta)/\eta` (where a root of :math:`z^2 - (1 + \beta - \eta\lambda) z + \beta`
+        reaches :math:`-1`). Methods that rescale by curvature, or whose edge is not drawn, have none.
         """
         hyper = {**self.defaults, **hyperparameters}
         first_order.check_learning_rate(hyper["learning_rate"])
         if "momentum" in hyper:
             first_order.check_momentum(hyper["momentum"])
-        lr = float(hyper["learning_rate"])
-        if self.name == "GD":
-            return 2.0 / lr
-        if self.name == "Heavy ball":
-            return 2.0 * (1.0 + float(hyper["momentum"])) / lr
-        return None
+        return None if self.edge is None else float(self.edge(**{k: float(v) for k, v in hyper.items()}))
 
 
 @functools.cache
@@ -126,8 +124,14 @@ def _natural_gradient(learning_rate, damping, *, apply, loss_kind):
 
 
 _METHODS = [
-    Method("GD", first_order.gradient_descent, {"learning_rate": 1.0}, "#1f77b4"),
-    Method("Heavy ball", first_order.heavy_ball, {"learning_rate": 0.1, "momentum": 0.9}, "#d62728"),
+    Method("GD", first_order.gradient_descent, {"learning_rate": 1.0}, "#1f77b4", edge=lambda learning_rate: 2.0 / learning_rate),
+    Method(
+        "Heavy ball",
+        first_order.heavy_ball,
+        {"learning_rate": 0.1, "momentum": 0.9},
+        "#d62728",
+        edge=lambda learning_rate, momentum: 2.0 * (1.0 + momentum) / learning_rate,
+    ),
     Method("Nesterov", first_order.nesterov, {"learning_rate": 0.1, "momentum": 0.9}, "#2ca02c"),
     Method("Adam", _adam, {"learning_rate": 0.01}, "#9467bd"),
     Method("Newton", _newton, {"learning_rate": 1.0}, "#ff7f0e", needs_value_fn=True, dense=True),

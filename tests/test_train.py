@@ -247,3 +247,14 @@ def test_every_method_has_its_own_colour_and_the_palette_stays_clear_of_them():
     colours = [m.color for m in optimizers.REGISTRY.values()]
     assert len(set(colours)) == len(colours)
     assert not set(colours) & set(plots.PALETTE)
+
+
+def test_the_heavy_ball_edge_is_where_its_companion_matrix_leaves_the_unit_disc():
+    # Independent reference: the spectral radius of [[1 + b - lr lam, -b], [1, 0]] crosses 1 at lam = edge.
+    method = optimizers.get("Heavy ball")
+    for lr, beta in ((0.1, 0.9), (0.5, 0.3)):
+        edge = method.stability_edge(learning_rate=lr, momentum=beta)
+        radius = lambda lam, lr=lr, beta=beta: max(abs(np.linalg.eigvals([[1 + beta - lr * lam, -beta], [1.0, 0.0]])))
+        assert radius(0.99 * edge) < 1 < radius(1.01 * edge)
+    assert optimizers.get("GD").stability_edge(learning_rate=0.5) == 4.0
+    assert optimizers.get("Adam").stability_edge() is None
