@@ -169,6 +169,30 @@ def ggn_factor(apply: Callable, params, x, kind: str) -> jax.Array:
 # --- the Gram matrix J J^T of a dense MLP without J -----------------------------------------------
 
 
+def _check_mlp_batch(params, x):
+    if not isinstance(params, (list, tuple)) or not params or not all(len(layer) == 2 for layer in params):
+        raise TypeError(f"params must be a non-empty list of (W, b) layers (lessons.nets.mlp), got {type(params).__name__}")
+    x = jnp.asarray(x)
+    if x.ndim != 2 or x.shape[1] != params[0][0].shape[0]:
+        raise ValueError(f"x must have shape (n, {params[0][0].shape[0]}), got {x.shape}")
+    return x
+
+
+def _forward_with_shifts(params, x, shifts, activation):
+    """:func:`lessons.nets.mlp` with ``shifts`` added to each layer's pre-activation (zeros: the network).
+
+    Returns ``(outputs, inputs)``, ``inputs[i]`` the input of layer ``i``. Differentiating the outputs
+    with respect to the shifts back-propagates to the pre-activations, which both the layerwise Gram
+    matrix and the K-FAC factors need. ``x`` may be one example or a batch.
+    """
+    inputs, a = [], x
+    for index, ((W, b), shift) in enumerate(zip(params, shifts, strict=True)):
+        inputs.append(a)
+        z = a @ W + b + shift
+        a = z if index == len(params) - 1 else activation(z)
+    return a, inputs
+
+
 def gram_layerwise(params, x, activation: Callable = jnp.tanh) -> jax.Array:
     r"""The ``(n c, n c)`` Gram matrix :math:`J J^\top` of :func:`lessons.nets.mlp`, without forming :math:`J`.
 
@@ -183,17 +207,10 @@ def gram_layerwise(params, x, activation: Callable = jnp.tanh) -> jax.Array:
     :func:`jacobian_matrix`.
     """
     check_callable(activation, "activation")
-    x = jnp.asarray(x)
-    if x.ndim != 2 or x.shape[1] != params[0][0].shape[0]:
-        raise ValueError(f"x must have shape (n, {params[0][0].shape[0]}), got {x.shape}")
+    x = _check_mlp_batch(params, x)
 
-    def forward(shifts, xi):  # one example; ``shifts`` perturb the pre-activations (zero: the network)
-        inputs, a = [], xi
-        for index, ((W, b), shift) in enumerate(zip(params, shifts, strict=True)):
-            inputs.append(a)
-            z = a @ W + b + shift
-            a = z if index == len(params) - 1 else activation(z)
-        return a, inputs
+    def forward(shifts, xi):  # one example
+        return _forward_with_shifts(params, xi, shifts, activation)
 
     def per_example(xi):
         zeros = [jnp.zeros_like(b) for _, b in params]
@@ -291,15 +308,6 @@ def natural_gradient(
 # --- K-FAC: block-diagonal, Kronecker-factored curvature ----------------------------------------
 
 
-def _check_mlp_batch(params, x):
-    if not isinstance(params, (list, tuple)) or not params or not all(len(layer) == 2 for layer in params):
-        raise TypeError(f"params must be a non-empty list of (W, b) layers (lessons.nets.mlp), got {type(params).__name__}")
-    x = jnp.asarray(x)
-    if x.ndim != 2 or x.shape[1] != params[0][0].shape[0]:
-        raise ValueError(f"x must have shape (n, {params[0][0].shape[0]}), got {x.shape}")
-    return x
-
-
 def kfac_factors(params, x, loss_kind: str = "logistic", activation: Callable = jnp.tanh) -> list:
     r"""Per dense layer of :func:`lessons.nets.mlp`, the K-FAC factors ``(A, G)`` on the batch ``x``.
 
@@ -321,13 +329,8 @@ def kfac_factors(params, x, loss_kind: str = "logistic", activation: Callable = 
     x = _check_mlp_batch(params, x)
     n = x.shape[0]
 
-    def forward(shifts):  # ``shifts`` perturb the pre-activations (zero: the network)
-        inputs, a = [], x
-        for index, ((W, b), shift) in enumerate(zip(params, shifts, strict=True)):
-            inputs.append(a)
-            z = a @ W + b + shift
-            a = z if index == len(params) - 1 else activation(z)
-        return a, inputs
+    def forward(shifts):  # the whole batch at once
+        return _forward_with_shifts(params, x, shifts, activation)
 
     zeros = [jnp.zeros((n, b.shape[-1]), jnp.result_type(x.dtype, b.dtype)) for _, b in params]
     outputs, pullback, inputs = jax.vjp(forward, zeros, has_aux=True)

@@ -12,7 +12,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from lessons import first_order, optimizers, train
-from widgets import LandscapeExplorer, base, landscape_explorer
+from widgets import LandscapeExplorer, base, landscape_panels
 from widgets.landscape_explorer import DIRECTIONS, OPTIMIZERS, TOP_K
 
 SMALL = dict(width=4, num_points=32, grid=9, steps_per_frame=10)
@@ -246,7 +246,7 @@ def test_same_seed_same_run():
     np.testing.assert_array_equal(a.state.eigenvalues[-1], b.state.eigenvalues[-1])
     np.testing.assert_array_equal(np.asarray(base.named(a.figure, "surface").z), np.asarray(base.named(b.figure, "surface").z))
     # another seed, other data and initial parameters (not built as an explorer: that would compile anew)
-    other = landscape_explorer._setup(SMALL["width"], SMALL["num_points"], 1, "logistic")
+    other = landscape_panels.setup(SMALL["width"], SMALL["num_points"], 1, "logistic")
     assert not np.array_equal(other.data[0], a.setup.data[0]) and not np.array_equal(
         other.initial_params[0][0], a.initial_params[0][0]
     )

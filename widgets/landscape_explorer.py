@@ -442,6 +442,3 @@ class LandscapeExplorer(base.App):
         figure = go.FigureWidget(panels.base_figure(change["new"]))
         panels.apply(figure, self.panel, change["new"])
         self.replace_figure(figure)
-
-
-_setup = panels.setup  # the shared data and objective of a configuration (tests build one without an explorer)
