@@ -17,6 +17,7 @@ BENCHMARKS = [
     "benchmarks.curvature",
     "benchmarks.stability",
     "benchmarks.natural_gradient",
+    "benchmarks.layerwise",
 ]
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@
   jitted call per step;
 * seconds from a fresh Python process to the first trained chunk (imports and compilation included),
   against the bare ``import jax`` of the same process kind;
-* OptimizerRace plot updates per second (``run(steps_per_frame)`` headless: compute + figure update).
+* OptimizerRace plot updates per second (``run(steps_per_frame)`` headless: compute + figure update);
+* LiveTrainer: training steps/s of each optimizer on its default MLP (compiled chunks, as a frame runs them),
+  and its plot updates per second with every method racing.
 
 Targets on 2 CPU cores: >= 10,000 steps/s in chunks, first step within 5 s, >= 10 updates/s.
 """
@@ -95,6 +97,34 @@ def race_updates_per_second(frames: int = 60) -> float:
     return frames / (time.perf_counter() - t0)
 
 
+def live_trainer_steps_per_second(steps: int = 320) -> dict[str, float]:
+    """Each LiveTrainer method's training steps/s at the default settings: median of three runs of ``steps``."""
+    from widgets import live_trainer_panels as panels
+    from widgets.live_trainer import METHODS
+
+    setup = panels.setup("spirals", 256, panels.NOISE["spirals"], 0, 16)
+    rates = {}
+    for name in METHODS:
+        method = optimizers.get(name)
+        params = setup.initial_params
+        panels.train_lane(setup, method, params, method.init(params), panels.CHUNK)  # compile
+        seconds = [panels.train_lane(setup, method, params, method.init(params), steps).seconds for _ in range(3)]
+        rates[name] = steps / statistics.median(seconds)
+    return rates
+
+
+def live_trainer_updates_per_second(frames: int = 20) -> tuple[float, int]:
+    from widgets import LiveTrainer
+
+    trainer = LiveTrainer(max_steps=10**9)
+    steps = int(trainer.steps_slider.value)
+    trainer.run(steps)  # compile
+    t0 = time.perf_counter()
+    for _ in range(frames):
+        trainer.run(steps)
+    return frames / (time.perf_counter() - t0), steps
+
+
 def main() -> None:
     chunked, per_step = training_steps_per_second()
     first, bare = seconds_to_first_step()
@@ -113,6 +143,13 @@ def main() -> None:
             f"{first / bare:.1f}x",
         ),
         ("OptimizerRace plot updates/s, 4 methods (target >= 10)", f"{updates:.0f}", "-", "-"),
+    ]
+    rates = live_trainer_steps_per_second()
+    live, live_steps = live_trainer_updates_per_second()
+    rows.append((f"LiveTrainer plot updates/s, {len(rates)} methods, {live_steps} steps each", f"{live:.1f}", "-", "-"))
+    rows += [
+        (f"LiveTrainer steps/s: {name}", f"{rate:,.0f}", f"{rates['GD']:,.0f} (GD)", f"{rate / rates['GD']:.2f}x")
+        for name, rate in rates.items()
     ]
     print(table("Widget loop", rows))
 

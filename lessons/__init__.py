@@ -24,7 +24,9 @@ __all__ = [
     "landscape",
     "stability",
     "exercises",
+    "fisher",
     "natural_gradient",
+    "layerwise",
     # the training loops, the optimizer registry, and the experiments that run them
     "train",
     "optimizers",

@@ -35,13 +35,8 @@ def two_spirals(n: int, *, key, noise: float = 0.08, turns: float = 1.75, dtype=
         ``(x, y)``: inputs of shape ``(n, 2)`` in about ``[-1, 1]^2`` and labels ``0.0``/``1.0`` of
         shape ``(n,)``, balanced (``n // 2`` of class 0), both of dtype ``dtype``.
     """
-    if not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n!r}")
-    check_nonnegative(noise, "noise")
+    _check_sample(n, key, noise, dtype)
     check_finite(turns, "turns")
-    check_key(key)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"dtype must be a floating-point dtype, got {dtype!r}")
     x, y = _two_spirals(key, n, float(noise), float(turns))
     return x.astype(dtype), y.astype(dtype)
 
@@ -54,5 +49,81 @@ def _two_spirals(key, n, noise, turns):
     r = jax.random.uniform(k_r, (n,), jnp.float32, minval=0.05, maxval=1.0)
     phi = 2 * jnp.pi * turns * r + jnp.pi * labels
     x = jnp.stack([r * jnp.cos(phi), r * jnp.sin(phi)], axis=-1)
+    x = x + noise * jax.random.normal(k_noise, x.shape, jnp.float32)
+    return x, labels
+
+
+def moons(n: int, *, key, noise: float = 0.1, dtype=jnp.float32):
+    r"""Two interleaving half circles ("moons"): separable, but not by a line.
+
+    Class 0 lies on the upper arc :math:`(\cos t, \sin t)`, class 1 on the lower arc
+    :math:`(1 - \cos t, \tfrac12 - \sin t)`, with :math:`t \sim U(0, \pi)`; both are shifted by
+    :math:`(-\tfrac12, -\tfrac14)` and scaled by :math:`\tfrac23` into about :math:`[-1, 1] \times [-\tfrac12, \tfrac12]`,
+    then Gaussian noise of std ``noise`` is added (in those units).
+
+    Drawn in float32 and cast to ``dtype``, like :func:`two_spirals`: one key, the same points in every precision.
+
+    Returns:
+        ``(x, y)``: inputs of shape ``(n, 2)``, labels ``0.0``/``1.0`` of shape ``(n,)``, balanced
+        (``n // 2`` of class 0), both of dtype ``dtype``.
+    """
+    _check_sample(n, key, noise, dtype)
+    x, y = _moons(key, n, float(noise))
+    return x.astype(dtype), y.astype(dtype)
+
+
+def xor(n: int, *, key, noise: float = 0.1, dtype=jnp.float32):
+    r"""The XOR problem in the plane: the label says whether the two coordinates have the same sign.
+
+    Each point has coordinates of magnitude :math:`U(0.1, 1)`; class 1 (same signs) fills the first and
+    third quadrants, class 0 the second and fourth, each quadrant of a class equally likely; then
+    Gaussian noise of std ``noise`` is added, which blurs the points across the axes.
+
+    Drawn in float32 and cast to ``dtype``, like :func:`two_spirals`: one key, the same points in every precision.
+
+    Returns:
+        ``(x, y)``: inputs of shape ``(n, 2)`` in about ``[-1, 1]^2``, labels ``0.0``/``1.0`` of shape
+        ``(n,)``, balanced (``n // 2`` of class 0), both of dtype ``dtype``.
+    """
+    _check_sample(n, key, noise, dtype)
+    x, y = _xor(key, n, float(noise))
+    return x.astype(dtype), y.astype(dtype)
+
+
+def _check_sample(n, key, noise, dtype) -> None:
+    """The checks every generator shares: ``n >= 2`` points, a key, a noise level ``>= 0``, a float dtype."""
+    if not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    check_nonnegative(noise, "noise")
+    check_key(key)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"dtype must be a floating-point dtype, got {dtype!r}")
+
+
+def _balanced_labels(n):
+    return (jnp.arange(n) >= n // 2).astype(jnp.float32)
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _moons(key, n, noise):
+    k_t, k_noise = jax.random.split(key)
+    labels = _balanced_labels(n)
+    t = jax.random.uniform(k_t, (n,), jnp.float32, minval=0.0, maxval=jnp.pi)
+    upper = jnp.stack([jnp.cos(t), jnp.sin(t)], axis=-1)
+    lower = jnp.stack([1.0 - jnp.cos(t), 0.5 - jnp.sin(t)], axis=-1)
+    x = jnp.where(labels[:, None] > 0.5, lower, upper)
+    x = (x - jnp.array([0.5, 0.25], jnp.float32)) * jnp.float32(2.0 / 3.0)
+    x = x + noise * jax.random.normal(k_noise, x.shape, jnp.float32)
+    return x, labels
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _xor(key, n, noise):
+    k_size, k_sign, k_noise = jax.random.split(key, 3)
+    labels = _balanced_labels(n)
+    size = jax.random.uniform(k_size, (n, 2), jnp.float32, minval=0.1, maxval=1.0)
+    first = jnp.where(jax.random.bernoulli(k_sign, 0.5, (n,)), 1.0, -1.0).astype(jnp.float32)
+    second = jnp.where(labels > 0.5, first, -first)  # class 1: same signs
+    x = size * jnp.stack([first, second], axis=-1)
     x = x + noise * jax.random.normal(k_noise, x.shape, jnp.float32)
     return x, labels

@@ -292,3 +292,126 @@ def check_delta2_closed_form(fn: Callable) -> CheckResult:
     ]
     reference = lambda a, c, B, sigma: float(delta2_closed_form(a, np.asarray(c, np.float64), np.asarray(B, np.float64), sigma))
     return compare("delta2_closed_form", fn, reference, cases, rtol=1e-4, atol=1e-8)
+
+
+# --- Chapter 4: natural gradient ------------------------------------------------------------------
+
+
+def check_woodbury_solve(fn: Callable[[np.ndarray, np.ndarray, float], np.ndarray]) -> CheckResult:
+    """Exercise 4.1: ``fn(K, g, damping)`` -> ``x`` solving ``(damping I + K^T K) x = g`` for ``K`` of shape
+    ``(r, p)``, ``r < p`` (solve an ``r x r`` system only).
+
+    Calls ``fn`` positionally, in that order: ``fn(K, g, damping)``.
+    """
+    rng = _rng(41)
+    cases = [
+        dict(K=rng.normal(size=(r, p)), g=rng.normal(size=p), damping=lam)
+        for r, p, lam in ((1, 3, 1.0), (2, 5, 0.1), (4, 20, 1e-2), (8, 30, 3.0))
+    ]
+    reference = lambda K, g, damping: np.linalg.solve(damping * np.eye(K.shape[1]) + K.T @ K, g)
+    return compare("woodbury_solve", fn, reference, cases, rtol=1e-6, atol=1e-9)
+
+
+def check_softmax_hessian(fn: Callable[[np.ndarray], np.ndarray]) -> CheckResult:
+    """Exercise 4.2: ``fn(z)`` -> the Hessian of the softmax cross-entropy with respect to the logits ``z``
+    (shape ``(c,)``): ``diag(p) - p p^T`` with ``p = softmax(z)`` (it does not depend on the label).
+
+    Calls ``fn`` positionally, in that order: ``fn(z)``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    def reference(z):
+        return np.asarray(jax.hessian(lambda v: -jax.nn.log_softmax(v)[0])(jnp.asarray(z, jnp.float64)))
+
+    rng = _rng(42)
+    cases = [dict(z=rng.normal(size=c) * s) for c, s in ((2, 1.0), (3, 0.5), (5, 2.0), (10, 1.0))]
+    return compare("softmax_hessian", fn, reference, cases, rtol=1e-5, atol=1e-8)
+
+
+def check_kfac_layer_step(fn: Callable) -> CheckResult:
+    """Exercise 4.3: ``fn(A, G, V, damping)`` -> the K-FAC direction ``(A + sqrt(damping) I)^{-1} V (G + sqrt(damping) I)^{-1}``
+    for a layer with input factor ``A`` (``(m, m)``), output factor ``G`` (``(k, k)``) and gradient ``V`` (``(m, k)``).
+
+    Calls ``fn`` positionally, in that order: ``fn(A, G, V, damping)``.
+    """
+    rng = _rng(43)
+    cases = [
+        dict(A=_spd(rng, m, 0.0, 2.0), G=_spd(rng, k, 0.0, 1.0), V=rng.normal(size=(m, k)), damping=lam)
+        for m, k, lam in ((2, 1, 0.1), (3, 4, 1e-2), (5, 2, 1.0))
+    ]
+
+    def reference(A, G, V, damping):
+        eps = np.sqrt(damping)
+        return np.linalg.solve(A + eps * np.eye(len(A)), V) @ np.linalg.inv(G + eps * np.eye(len(G)))
+
+    return compare("kfac_layer_step", fn, reference, cases, rtol=1e-6, atol=1e-9)
+
+
+# --- Chapter 5: layerwise Woodbury metrics --------------------------------------------------------
+
+
+def check_layer_gram(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> CheckResult:
+    """Exercise 5.1: ``fn(a, g)`` -> the ``(n, n)`` Gram matrix ``K K^T`` of a dense layer ``z = a W + b``
+    whose row ``i`` of ``K`` is the derivative of ``g_i . z_i`` with respect to ``(W, b)``: ``(a a^T + 1) * (g g^T)``
+    elementwise, for inputs ``a`` (``(n, d_in)``) and back-propagated rows ``g`` (``(n, d_out)``).
+
+    Calls ``fn`` positionally, in that order: ``fn(a, g)``.
+    """
+
+    def reference(a, g):  # build K explicitly: row i is vec([a_i; 1] g_i^T)
+        rows = [np.outer(np.append(ai, 1.0), gi).ravel() for ai, gi in zip(a, g, strict=True)]
+        K = np.stack(rows)
+        return K @ K.T
+
+    rng = _rng(51)
+    cases = [dict(a=rng.normal(size=(n, d)), g=rng.normal(size=(n, k))) for n, d, k in ((2, 1, 1), (3, 2, 4), (6, 5, 3))]
+    return compare("layer_gram", fn, reference, cases, rtol=1e-6, atol=1e-9)
+
+
+def check_path_action(fn: Callable) -> CheckResult:
+    """Exercise 5.2: ``fn(path, dt, grads, G)`` -> the discretised action
+    ``sum_k dt * (1/2 v_k^T G v_k + 1/2 gbar_k^T G^{-1} gbar_k)`` of a path of ``m + 1`` points (``(m + 1, p)``), with
+    ``v_k = (w_{k+1} - w_k) / dt`` and ``gbar_k`` the mean of the gradients (``(m + 1, p)``) at the two ends of segment ``k``.
+
+    Calls ``fn`` positionally, in that order: ``fn(path, dt, grads, G)``.
+    """
+
+    def reference(path, dt, grads, G):
+        total = 0.0
+        for k in range(len(path) - 1):
+            v = (path[k + 1] - path[k]) / dt
+            gbar = (grads[k] + grads[k + 1]) / 2
+            total += dt * (0.5 * v @ G @ v + 0.5 * gbar @ np.linalg.solve(G, gbar))
+        return total
+
+    rng = _rng(52)
+    cases = [
+        dict(path=rng.normal(size=(m + 1, p)), dt=dt, grads=rng.normal(size=(m + 1, p)), G=_spd(rng, p))
+        for m, p, dt in ((1, 2, 0.5), (5, 3, 0.1), (20, 4, 0.05))
+    ]
+    return compare("path_action", fn, reference, cases, rtol=1e-6, atol=1e-9)
+
+
+def check_factor_pullback(fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> CheckResult:
+    """Exercise 5.3: ``fn(L, W, z)`` -> one step of the backward sweep through ``x_next = tanh(x W + b)``: the factor
+    ``L_next`` (``(c, d_out)``, at the layer's output) pulled back to its input, ``L_next diag(1 - tanh(z)^2) W^T``
+    (``(c, d_in)``), with ``z`` (``(d_out,)``) the layer's pre-activation and ``W`` of shape ``(d_in, d_out)``.
+
+    Calls ``fn`` positionally, in that order: ``fn(L, W, z)``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    def reference(L, W, z):  # the Jacobian of x -> tanh(x W + b) at the x with x W + b = z, by autodiff
+        W64, z64 = jnp.asarray(W, jnp.float64), jnp.asarray(z, jnp.float64)
+        x0 = jnp.zeros(W64.shape[0], jnp.float64)
+        jac = jax.jacfwd(lambda x: jnp.tanh(x @ W64 + z64))(x0)  # (d_out, d_in)
+        return np.asarray(jnp.asarray(L, jnp.float64) @ jac)
+
+    rng = _rng(53)
+    cases = [
+        dict(L=rng.normal(size=(c, k)), W=rng.normal(size=(d, k)), z=rng.normal(size=k))
+        for c, d, k in ((1, 2, 3), (3, 4, 4), (2, 5, 1))
+    ]
+    return compare("factor_pullback", fn, reference, cases, rtol=1e-6, atol=1e-9)

@@ -30,7 +30,7 @@ from typing import Any
 import jax.numpy as jnp
 import optax
 
-from lessons import first_order, natural_gradient, nets, newton, train
+from lessons import checks, first_order, layerwise, natural_gradient, nets, newton, train
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -119,6 +119,10 @@ def _kfac(learning_rate, damping, *, loss_kind):
     return natural_gradient.kfac(learning_rate, damping=damping, loss_kind=loss_kind)
 
 
+def _layerwise(learning_rate, mu, *, loss_kind):
+    return layerwise.layerwise_metric(learning_rate, mu=mu, loss_kind=loss_kind)
+
+
 def _natural_gradient(learning_rate, damping, *, apply, loss_kind):
     return natural_gradient.natural_gradient(learning_rate, damping=damping, apply=apply, loss_kind=loss_kind)
 
@@ -155,7 +159,7 @@ _METHODS = [
     Method(
         "Natural gradient",
         _natural_gradient,
-        {"learning_rate": 1.0, "damping": 1e-2},
+        {"learning_rate": 1.0, "damping": 0.1},
         "#7b4173",
         static={"apply": nets.mlp, "loss_kind": "logistic"},
         extras=train.ALL_EXTRAS,
@@ -164,8 +168,17 @@ _METHODS = [
     Method(
         "K-FAC",
         _kfac,
-        {"learning_rate": 1.0, "damping": 1e-2},
+        {"learning_rate": 0.3, "damping": 1e-2},
         "#637939",
+        static={"loss_kind": "logistic"},
+        extras=train.ALL_EXTRAS,
+        model="mlp",
+    ),
+    Method(
+        "Layerwise metric",
+        _layerwise,
+        {"learning_rate": 1 / 3, "mu": 1e-2},  # 1/N for the three-layer networks of the book (chapter 5)
+        "#393b79",
         static={"loss_kind": "logistic"},
         extras=train.ALL_EXTRAS,
         model="mlp",
@@ -208,7 +221,7 @@ def set_hyperparameters(opt_state, **values):
     """A copy of ``opt_state`` with the given hyperparameters replaced (no recompilation needed).
 
     Values are checked like the factories check them (positive learning rate, momentum in [0, 1),
-    damping >= 0) and cast to the stored dtype; an unknown name is a ``ValueError`` naming it.
+    damping >= 0, mu > 0) and cast to the stored dtype; an unknown name is a ``ValueError`` naming it.
     """
     state = _inject_state(opt_state)
     stored = dict(state.hyperparams)
@@ -221,5 +234,7 @@ def set_hyperparameters(opt_state, **values):
             first_order.check_momentum(value)
         elif name == "damping":
             newton.check_damping(value)
+        elif name == "mu":
+            checks.check_positive(value, "mu")
         stored[name] = jnp.asarray(value, dtype=jnp.asarray(stored[name]).dtype)
     return state._replace(hyperparams=stored)

@@ -23,8 +23,10 @@ from lessons import (
     data,
     exercises,
     first_order,
+    fisher,
     lanczos,
     landscape,
+    layerwise,
     linalg,
     natural_gradient,
     nets,
@@ -54,6 +56,11 @@ GD = first_order.gradient_descent(0.1)
 PROBLEM = problems.quadratic(10.0)
 U = jnp.eye(3)[:, :2]
 INJECTED = optimizers.get("Heavy ball").transformation().init(W)
+
+
+def layerwise_update_without_batch():
+    opt = layerwise.layerwise_metric()
+    return opt.update(PARAMS, opt.init(PARAMS), PARAMS)
 
 
 def newton_update_without_loss():
@@ -111,6 +118,19 @@ CASES = [
     ("data", "two_spirals-turns-str", lambda: data.two_spirals(10, key=KEY, turns="2"), TypeError, r"turns"),
     ("data", "two_spirals-turns-inf", lambda: data.two_spirals(10, key=KEY, turns=math.inf), ValueError, r"turns"),
     ("data", "two_spirals-dtype-int", lambda: data.two_spirals(10, key=KEY, dtype=jnp.int32), TypeError, r"dtype"),
+    ("data", "moons-n-1", lambda: data.moons(1, key=KEY), ValueError, r"\bn\b"),
+    ("data", "moons-n-float", lambda: data.moons(10.0, key=KEY), ValueError, r"\bn\b"),
+    ("data", "moons-key-int", lambda: data.moons(10, key=0), ValueError, r"key"),
+    ("data", "moons-noise-negative", lambda: data.moons(10, key=KEY, noise=-0.1), ValueError, r"noise"),
+    ("data", "moons-noise-inf", lambda: data.moons(10, key=KEY, noise=math.inf), ValueError, r"noise"),
+    ("data", "moons-noise-str", lambda: data.moons(10, key=KEY, noise="0.1"), TypeError, r"noise"),
+    ("data", "moons-dtype-int", lambda: data.moons(10, key=KEY, dtype=jnp.int32), TypeError, r"dtype"),
+    ("data", "xor-n-str", lambda: data.xor("10", key=KEY), ValueError, r"\bn\b"),
+    ("data", "xor-n-0", lambda: data.xor(0, key=KEY), ValueError, r"\bn\b"),
+    ("data", "xor-key-none", lambda: data.xor(10, key=None), ValueError, r"key"),
+    ("data", "xor-noise-nan", lambda: data.xor(10, key=KEY, noise=math.nan), ValueError, r"noise"),
+    ("data", "xor-noise-none", lambda: data.xor(10, key=KEY, noise=None), TypeError, r"noise"),
+    ("data", "xor-dtype-int", lambda: data.xor(10, key=KEY, dtype=jnp.int32), TypeError, r"dtype"),
     # --- nets
     ("nets", "init_mlp-sizes-float", lambda: nets.init_mlp([2, 3.0, 1], key=KEY), ValueError, r"sizes"),
     ("nets", "init_mlp-sizes-short", lambda: nets.init_mlp([2], key=KEY), ValueError, r"sizes"),
@@ -294,6 +314,7 @@ CASES = [
     ("optimizers", "set_hyperparameters-name-unknown", lambda: optimizers.set_hyperparameters(INJECTED, lr=0.1), ValueError, r"\blr\b"),
     ("optimizers", "set_hyperparameters-opt_state-plain", lambda: optimizers.set_hyperparameters(optax.EmptyState(), learning_rate=0.1), ValueError, r"opt_state"),
     ("optimizers", "Method.init-damping-negative", lambda: optimizers.get("Damped Newton").init(W, damping=-1.0), ValueError, r"damping"),
+    ("optimizers", "Method.init-mu-0", lambda: optimizers.get("Layerwise metric").init(PARAMS, mu=0.0), ValueError, r"\bmu\b"),
     ("optimizers", "Method.stability_edge-learning_rate-0", lambda: optimizers.get("GD").stability_edge(learning_rate=0.0), ValueError, r"learning_rate"),
     ("optimizers", "Method.stability_edge-momentum-1", lambda: optimizers.get("Heavy ball").stability_edge(momentum=1.0), ValueError, r"momentum"),
     # --- natural_gradient
@@ -306,6 +327,43 @@ CASES = [
     ("natural_gradient", "kfac-damping-0", lambda: natural_gradient.kfac(damping=0.0), ValueError, r"damping"),
     ("natural_gradient", "kfac-loss_kind-unknown", lambda: natural_gradient.kfac(loss_kind="hinge"), ValueError, r"loss_kind"),
     ("natural_gradient", "kfac_factors-x-shape", lambda: natural_gradient.kfac_factors(PARAMS, jnp.ones((4, 3))), ValueError, r"\bx\b"),
+    # --- layerwise
+    ("layerwise", "pulled_back_factors-loss_kind-unknown", lambda: layerwise.pulled_back_factors(PARAMS, X, "hinge"), ValueError, r"loss_kind"),
+    ("layerwise", "pulled_back_factors-x-shape", lambda: layerwise.pulled_back_factors(PARAMS, jnp.ones((4, 3))), ValueError, r"\bx\b"),
+    ("layerwise", "layer_factors-activation-not-callable", lambda: layerwise.layer_factors(PARAMS, X, activation="tanh"), TypeError, r"activation"),
+    ("layerwise", "layer_factors-params-not-layers", lambda: layerwise.layer_factors(W, X), TypeError, r"params"),
+    ("layerwise", "layerwise_step-mu-0", lambda: layerwise.layerwise_step(PARAMS, PARAMS, X, 0.0), ValueError, r"\bmu\b"),
+    ("layerwise", "layerwise_step-mu-str", lambda: layerwise.layerwise_step(PARAMS, PARAMS, X, "0.1"), TypeError, r"\bmu\b"),
+    ("layerwise", "layerwise_step-grads-shape", lambda: layerwise.layerwise_step(PARAMS, PARAMS[:1], X, 0.1), ValueError, r"grads"),
+    ("layerwise", "layerwise_metric-mu-negative", lambda: layerwise.layerwise_metric(mu=-1.0), ValueError, r"\bmu\b"),
+    ("layerwise", "layerwise_metric-learning_rate-0", lambda: layerwise.layerwise_metric(0.0), ValueError, r"learning_rate"),
+    ("layerwise", "layerwise_metric-loss_kind-unknown", lambda: layerwise.layerwise_metric(loss_kind="hinge"), ValueError, r"loss_kind"),
+    ("layerwise", "layerwise_metric-activation-not-callable", lambda: layerwise.layerwise_metric(activation=None), TypeError, r"activation"),
+    ("layerwise", "layerwise_metric-update-batch-missing", layerwise_update_without_batch, ValueError, r"batch"),
+    ("layerwise", "gradient_flow-grad_fn-not-callable", lambda: layerwise.gradient_flow("grad", jnp.eye(3), W, 1.0, 10), TypeError, r"grad_fn"),
+    ("layerwise", "gradient_flow-w0-2d", lambda: layerwise.gradient_flow(jax.grad(QUADRATIC), jnp.eye(3), jnp.ones((3, 1)), 1.0, 10), ValueError, r"\bw0\b"),
+    ("layerwise", "gradient_flow-metric-shape", lambda: layerwise.gradient_flow(jax.grad(QUADRATIC), jnp.eye(2), W, 1.0, 10), ValueError, r"metric"),
+    ("layerwise", "gradient_flow-metric-not-spd", lambda: layerwise.gradient_flow(jax.grad(QUADRATIC), -jnp.eye(3), W, 1.0, 10), ValueError, r"metric"),
+    ("layerwise", "gradient_flow-t_final-0", lambda: layerwise.gradient_flow(jax.grad(QUADRATIC), jnp.eye(3), W, 0.0, 10), ValueError, r"t_final"),
+    ("layerwise", "gradient_flow-num_steps-0", lambda: layerwise.gradient_flow(jax.grad(QUADRATIC), jnp.eye(3), W, 1.0, 0), ValueError, r"num_steps"),
+    ("layerwise", "action-dt-0", lambda: layerwise.action(jnp.ones((4, 3)), 0.0, jax.grad(QUADRATIC), jnp.eye(3)), ValueError, r"\bdt\b"),
+    ("layerwise", "action-path-1d", lambda: layerwise.action(W, 0.1, jax.grad(QUADRATIC), jnp.eye(3)), ValueError, r"path"),
+    ("layerwise", "action-metric-shape", lambda: layerwise.action(jnp.ones((4, 3)), 0.1, jax.grad(QUADRATIC), jnp.eye(4)), ValueError, r"metric"),
+    ("layerwise", "action_excess-path-one-point", lambda: layerwise.action_excess(jnp.ones((1, 3)), 0.1, jax.grad(QUADRATIC), jnp.eye(3)), ValueError, r"path"),
+    ("layerwise", "action_excess-grad_fn-not-callable", lambda: layerwise.action_excess(jnp.ones((4, 3)), 0.1, None, jnp.eye(3)), TypeError, r"grad_fn"),
+    ("layerwise", "perturb_path-direction-shape", lambda: layerwise.perturb_path(jnp.ones((4, 3)), jnp.ones(2)), ValueError, r"direction"),
+    ("layerwise", "perturb_path-amplitude-nan", lambda: layerwise.perturb_path(jnp.ones((4, 3)), W, math.nan), ValueError, r"amplitude"),
+    # --- fisher
+    ("fisher", "fisher-kind-unknown", lambda: fisher.fisher(nets.mlp, PARAMS, X, "hinge"), ValueError, r"kind"),
+    ("fisher", "fisher-apply-not-callable", lambda: fisher.fisher("mlp", PARAMS, X, "logistic"), TypeError, r"apply"),
+    ("fisher", "fisher-x-nan", lambda: fisher.fisher(nets.mlp, PARAMS, X_NAN, "logistic"), ValueError, r"\bx\b"),
+    ("fisher", "sampled_fisher-key-int", lambda: fisher.sampled_fisher(nets.mlp, PARAMS, X, "logistic", key=0), ValueError, r"key"),
+    ("fisher", "sampled_fisher-num_samples-0", lambda: fisher.sampled_fisher(nets.mlp, PARAMS, X, "logistic", key=KEY, num_samples=0), ValueError, r"num_samples"),
+    ("fisher", "empirical_fisher-y-size", lambda: fisher.empirical_fisher(nets.mlp, PARAMS, X, Y[:5], "logistic"), ValueError, r"labels"),
+    ("fisher", "empirical_fisher-softmax-float-labels", lambda: fisher.empirical_fisher(lambda p, x: x @ jnp.ones((2, 3)), None, X, Y, "softmax"), TypeError, r"integer classes"),
+    ("fisher", "log_likelihood-logistic-two-logits", lambda: fisher.log_likelihood(jnp.ones((4, 2)), jnp.ones(4), "logistic"), ValueError, r"one logit"),
+    ("fisher", "predictive_kl-shapes", lambda: fisher.predictive_kl(jnp.ones((4, 3)), jnp.ones((4, 2)), "softmax"), ValueError, r"z_p and z_q"),
+    ("fisher", "predictive_kl-kind-unknown", lambda: fisher.predictive_kl(jnp.ones(4), jnp.ones(4), "hinge"), ValueError, r"kind"),
     # --- rates
     ("rates", "contraction_rates-learning_rates-negative", lambda: rates.contraction_rates(PROBLEM, [0.5, -0.1]), ValueError, r"learning_rates"),
     ("rates", "contraction_rates-learning_rates-empty", lambda: rates.contraction_rates(PROBLEM, []), ValueError, r"learning_rates"),

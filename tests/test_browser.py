@@ -293,3 +293,81 @@ def test_lab_landscape_explorer_trains_live(page, jupyterlab):
     assert any(name == "λ1" and n >= 4 for _, name, n in traces), traces  # the top eigenvalue, once per frame
     assert page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count() == 0
     assert not [e for e in errors if "plotly" in e.lower() or "widget" in e.lower()], errors
+
+
+TRAINER_NOTEBOOK = {
+    **EXPLORER_NOTEBOOK,
+    "cells": [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": "trainer",
+            "metadata": {},
+            "outputs": [],
+            "source": "from widgets import LiveTrainer\n\n"
+            "trainer = LiveTrainer('moons', methods=('GD', 'Adam', 'K-FAC'), num_points=64, width=8, steps_per_frame=10)\n"
+            "trainer",
+        }
+    ],
+}
+TRAINER = EXPLORER  # the app in the notebook in front: a box with a Play button and a plot
+# The number of points on the trainer's GD loss curve, or -1 while the widget is not drawn yet.
+TRAINER_GD_STEPS = f"""(() => {{
+    const v = {TRAINER}; if (!v) return -1;
+    const gd = v.querySelector('.js-plotly-plot'); if (!gd || !gd._fullData) return -1;
+    const t = gd._fullData.find(t => t.meta === 'loss GD');
+    return t ? t.x.length : -1;
+}})()"""
+
+
+def test_lab_live_trainer_trains_live(page, jupyterlab):
+    url, token = jupyterlab
+    request = urllib.request.Request(
+        f"{url}/api/contents/trainer.ipynb?token={token}",
+        data=json.dumps({"type": "notebook", "format": "json", "content": TRAINER_NOTEBOOK}).encode(),
+        method="PUT",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{url}/lab/tree/trainer.ipynb?token={token}", wait_until="domcontentloaded")
+    page.wait_for_function(
+        """(() => {
+            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            if (!w || !w.context || !w.context.path.endsWith('trainer.ipynb')) return false;
+            const s = w.sessionContext;
+            return s && s.session && s.session.kernel && s.session.kernel.status === 'idle';
+        })()""",
+        timeout=90_000,
+    )
+    page.evaluate("window.jupyterapp.commands.execute('runmenu:run-all')")
+    page.wait_for_selector(f"{VISIBLE_PANEL} .{READY}.widget-vbox .js-plotly-plot", timeout=3 * SLOW)  # first frame drawn
+    page.wait_for_function(f"{TRAINER_GD_STEPS} === 1", timeout=SLOW, polling=500)  # step 0 only
+    trainer = page.locator(f"{VISIBLE_PANEL} .{READY}.widget-vbox:has(.widget-play)").first
+    trainer.scroll_into_view_if_needed()
+    play_pause = trainer.locator(".widget-play button").first
+    play_pause.click()
+    page.wait_for_function(f"{TRAINER_GD_STEPS} > 30", timeout=3 * SLOW, polling=500)
+    play_pause.click()
+    # Paused: once the ticks already sent have been handled, the curve stops growing.
+    lengths = [page.evaluate(TRAINER_GD_STEPS)]
+    for _ in range(15):
+        page.wait_for_timeout(1000)
+        lengths.append(page.evaluate(TRAINER_GD_STEPS))
+        if lengths[-1] == lengths[-2]:
+            break
+    assert lengths[-1] == lengths[-2] > 30, lengths
+    status = trainer.locator(".widget-html").first.inner_text()
+    assert "steps/s" in status and ("CPU" in status or "GPU" in status)
+    assert "K-FAC: step" in status
+    # The regions and the data are drawn; the speed bars have one bar per method.
+    traces = page.evaluate(
+        f"(() => {{ const gd = {TRAINER}.querySelector('.js-plotly-plot'); "
+        "return gd._fullData.map(t => [t.type, t.meta, (t.x || []).length]); })()"
+    )
+    assert any(kind == "contour" and meta == "regions" and n > 0 for kind, meta, n in traces), traces
+    assert any(meta == "class 0" and n > 0 for _, meta, n in traces), traces
+    assert page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count() == 0
+    assert not [e for e in errors if "plotly" in e.lower() or "widget" in e.lower()], errors

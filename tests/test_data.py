@@ -60,3 +60,42 @@ def test_two_spirals_are_the_same_points_in_every_precision():
     np.testing.assert_array_equal(np.asarray(y32, np.float64), np.asarray(y64))
     with pytest.raises(TypeError, match="dtype"):
         data.two_spirals(8, key=jax.random.key(0), dtype=jnp.int32)
+
+
+@pytest.mark.parametrize("make", [data.moons, data.xor], ids=["moons", "xor"])
+def test_moons_and_xor_shapes_balance_and_determinism(make):
+    x, y = make(101, key=jax.random.key(0))
+    assert x.shape == (101, 2) and y.shape == (101,) and x.dtype == y.dtype == jnp.float32
+    assert set(np.unique(np.asarray(y)).tolist()) == {0.0, 1.0} and int(y.sum()) == 101 - 101 // 2
+    x2, y2 = make(101, key=jax.random.key(0))
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_array_equal(y, y2)
+    assert not np.allclose(x, make(101, key=jax.random.key(1))[0])
+    assert np.abs(np.asarray(x)).max() < 2.0  # about the unit box, like the spirals
+
+
+@pytest.mark.parametrize("make", [data.moons, data.xor], ids=["moons", "xor"])
+def test_moons_and_xor_are_the_same_points_in_every_precision(make):
+    x32, y32 = make(64, key=jax.random.key(2), noise=0.2)
+    x64, y64 = make(64, key=jax.random.key(2), noise=0.2, dtype=jnp.float64)
+    assert x64.dtype == y64.dtype == jnp.float64
+    np.testing.assert_array_equal(np.asarray(x32, np.float64), np.asarray(x64))
+    np.testing.assert_array_equal(np.asarray(y32, np.float64), np.asarray(y64))
+
+
+def test_moons_without_noise_lie_on_their_arcs():
+    x, y = data.moons(200, key=jax.random.key(3), noise=0.0)
+    raw = np.asarray(x, float) * 1.5 + [0.5, 0.25]  # undo the shift and scale
+    upper, lower = raw[np.asarray(y) == 0], raw[np.asarray(y) == 1]
+    np.testing.assert_allclose(np.linalg.norm(upper, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(lower - [1.0, 0.5], axis=1), 1.0, atol=1e-5)
+    assert upper[:, 1].min() >= -1e-6 and lower[:, 1].max() <= 0.5 + 1e-6
+
+
+def test_xor_without_noise_labels_the_sign_of_the_product():
+    x, y = data.xor(200, key=jax.random.key(4), noise=0.0)
+    x = np.asarray(x, float)
+    np.testing.assert_array_equal(x[:, 0] * x[:, 1] > 0, np.asarray(y) == 1)
+    assert np.abs(x).min() >= 0.1 - 1e-6 and np.abs(x).max() <= 1.0 + 1e-6
+    quadrants = {(bool(a > 0), bool(b > 0)) for a, b in x}
+    assert len(quadrants) == 4

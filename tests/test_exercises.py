@@ -110,6 +110,11 @@ def _cg(matrix, rhs, steps):
     return x
 
 
+def _softmax(z):
+    e = np.exp(z - np.max(z))
+    return e / e.sum()
+
+
 def _hvp(fun, point, direction):
     import jax
 
@@ -127,6 +132,17 @@ RENAMED_SOLUTIONS = {
     "check_conjugate_gradient": _cg,
     "check_power_step": lambda M, u: (M @ u / np.linalg.norm(M @ u), u @ M @ u / (u @ u)),
     "check_hutchinson": lambda mv, vs: np.mean([v @ mv(v) for v in vs]),
+    "check_woodbury_solve": lambda M, rhs, lam: (rhs - M.T @ np.linalg.solve(lam * np.eye(len(M)) + M @ M.T, M @ rhs)) / lam,
+    "check_softmax_hessian": lambda logits: np.diag(_softmax(logits)) - np.outer(_softmax(logits), _softmax(logits)),
+    "check_kfac_layer_step": lambda A0, G0, V0, lam: np.linalg.solve(
+        A0 + np.sqrt(lam) * np.eye(len(A0)), np.linalg.solve(G0 + np.sqrt(lam) * np.eye(len(G0)), V0.T).T
+    ),
+    "check_layer_gram": lambda inputs, rows: (inputs @ inputs.T + 1) * (rows @ rows.T),
+    "check_path_action": lambda w, h, gs, M: sum(
+        h * (0.5 * d @ M @ d + 0.5 * m @ np.linalg.solve(M, m))
+        for d, m in zip(np.diff(w, axis=0) / h, (gs[1:] + gs[:-1]) / 2, strict=True)
+    ),
+    "check_factor_pullback": lambda factor, weights, pre: (factor * (1 - np.tanh(pre) ** 2)) @ weights.T,
     "check_delta2_closed_form": lambda a0, c0, B0, s: (
         (a0 + s**2 * np.trace(B0) / 2) ** 2 + s**2 * c0 @ c0 + s**4 * np.sum(B0 * B0) / 2
     ),

@@ -30,7 +30,9 @@ CONCEPTS = {
     "landscape",
     "stability",
     "exercises",
+    "fisher",
     "natural_gradient",
+    "layerwise",
 }
 # The training loops, the registry of optimizers that the widgets race, and the experiments that run them.
 TOP = {"train", "optimizers", "rates"}

@@ -336,6 +336,51 @@ def test_chapter_page_figures(page, site_url, built_site, page_name, tmp_path):
     )
 
 
+# Static figures of the apps that no chapter shows yet, checked the same way on a page of their own, in a
+# column as wide as the site's text at each window of WINDOWS (784 px at 1400, 624 px at 1200).
+CONTENT_WIDTHS = (784, 624)
+
+
+def _live_trainer_figure():
+    from widgets import LiveTrainer
+
+    # The size tests/test_live_trainer.py trains (compiled once per test run); the layout is the default one.
+    return LiveTrainer("spirals", num_points=64, width=8).static_figure(num_steps=30)
+
+
+WIDGET_FIGURES = {"LiveTrainer.static_figure": _live_trainer_figure}
+
+
+@pytest.mark.parametrize("name", list(WIDGET_FIGURES))
+def test_widget_static_figures(page, name, tmp_path):
+    import plotly.io as pio
+
+    from widgets.sphinx_plotly import plotly_js_path
+
+    fig = WIDGET_FIGURES[name]()
+    # As the site's MIME renderer writes it (widgets/sphinx_plotly.py), in a column of the text's width.
+    div = pio.to_html(fig, include_plotlyjs=False, full_html=False, auto_play=False, config={"responsive": True})
+    runs: list[tuple[int, dict]] = []
+    for width in CONTENT_WIDTHS:
+        html = tmp_path / f"figure_{width}.html"
+        html.write_text(
+            f"<html><head><script src='{plotly_js_path().as_uri()}'></script></head>"
+            f"<body><div style='width: {width}px; margin: 20px'>{div}</div></body></html>"
+        )
+        page.set_viewport_size({"width": width + 200, "height": 1000})
+        page.goto(html.as_uri(), wait_until="load")
+        drawn = f"{FIGURES}.filter(gd => gd._fullData && gd.querySelector('.main-svg')).length === 1"
+        page.wait_for_function(drawn, timeout=30_000)
+        page.evaluate("document.fonts.ready.then(() => true)")
+        page.evaluate(CHECKS_JS)
+        runs.append((width, page.evaluate("i => window.__siteFigureChecks.figure(i)", 0)))
+        if _describe(name, 0, runs[-1:]):
+            page.locator(".plotly-graph-div").first.screenshot(path=str(tmp_path / f"figure_{width}px.png"))
+    assert [len(result["states"]) for _, result in runs] == [len(fig.layout.sliders[0].steps)] * len(CONTENT_WIDTHS)
+    problems = _describe(name, 0, runs)
+    assert not problems, f"{len(problems)} figure problem(s) (figures saved in {tmp_path}):\n" + "\n".join(problems)
+
+
 # Figures made to fail (and one made to pass) each check, to show the checks see what they look for.
 SYNTHETIC_JS = r"""
 async () => {

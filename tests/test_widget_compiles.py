@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import pytest
 
-from widgets import LandscapeExplorer, OptimizerRace
+from widgets import LandscapeExplorer, LiveTrainer, OptimizerRace
 
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 _events: list[str] = []
@@ -51,8 +51,14 @@ def test_the_cache_is_off_so_compilations_are_seen():
             lambda w: w.run(5),
             lambda w: setattr(w.lr_slider, "value", 0.5),
         ),
+        (
+            # every method; the size of tests/test_live_trainer.py, so a full run compiles them once
+            lambda: LiveTrainer("spirals", num_points=64, width=8),
+            lambda w: w.run(10),
+            lambda w: setattr(w.lr_sliders["K-FAC"], "value", 0.1),
+        ),
     ],
-    ids=["race-first-order", "race-newton", "explorer-gd", "explorer-newton-cg"],
+    ids=["race-first-order", "race-newton", "explorer-gd", "explorer-newton-cg", "live-trainer"],
 )
 def test_frames_after_the_first_and_learning_rate_changes_compile_nothing(make, frame, set_lr):
     widget = make()

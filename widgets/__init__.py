@@ -5,6 +5,7 @@ Each app has a plain-Python API (``run(steps)``, ``figure``, its controls as att
 """
 
 from widgets.landscape_explorer import LandscapeExplorer
+from widgets.live_trainer import LiveTrainer
 from widgets.optimizer_race import OptimizerRace
 
-__all__ = ["LandscapeExplorer", "OptimizerRace"]
+__all__ = ["LandscapeExplorer", "LiveTrainer", "OptimizerRace"]

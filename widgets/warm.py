@@ -17,13 +17,14 @@ def main() -> None:
     if runtime.enable_compilation_cache() is None:
         print("the compilation cache is off: nothing to warm")
         return
-    from widgets import LandscapeExplorer, OptimizerRace
+    from widgets import LandscapeExplorer, LiveTrainer, OptimizerRace
 
     t0 = time.perf_counter()
     for make, frame in (
         (lambda: OptimizerRace(problem="quadratic", kappa=50.0, methods=("GD", "Heavy ball", "Nesterov", "Adam")), 2),
         (lambda: OptimizerRace(problem="saddle", methods=("GD", "Newton", "Saddle-free Newton")), 2),
         (lambda: LandscapeExplorer(optimizer="GD", learning_rate=1.0), 50),
+        (lambda: LiveTrainer(), 10),  # every method at the default size: Play's first frame compiles nothing
     ):
         widget = make()
         for _ in range(2):
