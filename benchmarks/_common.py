@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import jax
 
@@ -44,3 +45,14 @@ def table(title: str, rows: list[tuple[str, str, str, str]], header=("measure", 
     out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     out.append(line)
     return "\n".join(out)
+
+
+@contextlib.contextmanager
+def float64() -> Iterator[None]:
+    """JAX in float64 inside the block (steps are compared to round-off), as it was after it."""
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", before)

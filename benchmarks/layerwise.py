@@ -25,7 +25,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.scipy.linalg import cho_solve
 
-from benchmarks._common import block, median_seconds, table
+from benchmarks._common import block, float64, median_seconds, table
 from lessons import data, layerwise, nets
 
 MU = 1e-2
@@ -72,12 +72,8 @@ def _row(width: int, batch_size: int) -> tuple[str, str, str, str]:
 
 
 def main() -> None:
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)  # float64: the steps are compared to round-off
-    try:
+    with float64():  # float64: the steps are compared to round-off
         rows = [_row(width, batch) for width in (64, 128) for batch in (32, 128)]
-    finally:
-        jax.config.update("jax_enable_x64", before)
     print(table("Layerwise metric: Woodbury per layer vs a dense solve of the largest block", rows))
 
 

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from benchmarks._common import block, median_seconds, table
+from benchmarks._common import block, float64, median_seconds, table
 from lessons import data, nets
 from lessons import natural_gradient as ng
 
@@ -67,13 +67,9 @@ def _row(woodbury, gram, width: int, batch_size: int) -> tuple[str, str, str, st
 
 
 def main() -> None:
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)  # float64: the steps are compared to 1e-10
-    try:
+    with float64():  # float64: the steps are compared to 1e-10
         woodbury, gram = _step("jacobian"), _step("gram")
         rows = [_row(woodbury, gram, width, batch) for width in WIDTHS for batch in BATCHES]
-    finally:
-        jax.config.update("jax_enable_x64", before)
     print(table("Natural-gradient step: dense vs Woodbury in batch space", rows))
     print(
         "Goals (issue 10): Woodbury >= 300x dense at P ~ 1e4, batch 128, steps equal to 1e-10; the Gram route\n"

@@ -18,6 +18,9 @@ BENCHMARKS = [
     "benchmarks.stability",
     "benchmarks.natural_gradient",
     "benchmarks.layerwise",
+    "benchmarks.llqr",
+    "benchmarks.lqr",
+    "benchmarks.pmp",
 ]
 
 if __name__ == "__main__":

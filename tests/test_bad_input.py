@@ -22,16 +22,21 @@ from lessons import (
     curvature,
     data,
     exercises,
+    exercises_control,
     first_order,
     fisher,
     lanczos,
     landscape,
     layerwise,
     linalg,
+    llqr,
+    lqr,
     natural_gradient,
     nets,
     newton,
     optimizers,
+    pmp,
+    pmp_nets,
     problems,
     rates,
     runtime,
@@ -56,10 +61,30 @@ GD = first_order.gradient_descent(0.1)
 PROBLEM = problems.quadratic(10.0)
 U = jnp.eye(3)[:, :2]
 INJECTED = optimizers.get("Heavy ball").transformation().init(W)
+TOY = pmp.residual_net(num_layers=2, width=3)
+TOY_PARAMS = pmp.init_residual(TOY, dtype=jnp.float64)
+XS, YS = pmp.sine_data(8, dtype=jnp.float64)
+LQR = (jnp.ones((3, 2, 2)), jnp.ones((3, 2, 1)), jnp.ones((3, 2, 2)), jnp.ones((3, 1, 1)), jnp.eye(2))  # A, B, Q, R, Q_final
 
 
 def layerwise_update_without_batch():
     opt = layerwise.layerwise_metric()
+    return opt.update(PARAMS, opt.init(PARAMS), PARAMS)
+
+
+def llqr_update_without_batch():
+    opt = llqr.llqr()
+    return opt.update(PARAMS, opt.init(PARAMS), PARAMS)
+
+
+def llqr_update_with_mismatched_U():
+    opt = llqr.llqr(structure="kronecker")
+    state = opt.init(PARAMS)._replace(preconditioner=llqr.identity(PARAMS, "diagonal"))
+    return opt.update(PARAMS, state, PARAMS, batch=(X, Y))
+
+
+def emsa_update_without_batch():
+    opt = pmp.emsa()
     return opt.update(PARAMS, opt.init(PARAMS), PARAMS)
 
 
@@ -277,6 +302,8 @@ CASES = [
     ("exercises", "check_gd_rate-fn-float", lambda: exercises.check_gd_rate(3.0), TypeError, r"\bfn\b"),
     ("exercises", "check_hvp-fn-str", lambda: exercises.check_hvp("hvp"), TypeError, r"\bfn\b"),
     ("exercises", "check_power_step-fn-none", lambda: exercises.check_power_step(None), TypeError, r"\bfn\b"),
+    ("exercises_control", "check_riccati_step-fn-str", lambda: exercises_control.check_riccati_step("P"), TypeError, r"\bfn\b"),
+    ("exercises_control", "check_costate_step-fn-none", lambda: exercises_control.check_costate_step(None), TypeError, r"\bfn\b"),
     ("exercises", "compare-rtol-negative", lambda: exercises.compare("x", abs, abs, [dict(x=1.0)], rtol=-1.0), ValueError, r"rtol"),
     ("exercises", "compare-cases-empty", lambda: exercises.compare("x", abs, abs, []), ValueError, r"cases"),
     # --- train
@@ -315,6 +342,8 @@ CASES = [
     ("optimizers", "set_hyperparameters-opt_state-plain", lambda: optimizers.set_hyperparameters(optax.EmptyState(), learning_rate=0.1), ValueError, r"opt_state"),
     ("optimizers", "Method.init-damping-negative", lambda: optimizers.get("Damped Newton").init(W, damping=-1.0), ValueError, r"damping"),
     ("optimizers", "Method.init-mu-0", lambda: optimizers.get("Layerwise metric").init(PARAMS, mu=0.0), ValueError, r"\bmu\b"),
+    ("optimizers", "Method.init-LLQR-learning_rate-0", lambda: optimizers.get("LLQR").init(PARAMS, learning_rate=0.0), ValueError, r"learning_rate"),
+    ("optimizers", "Method.init-rho-0", lambda: optimizers.get("E-MSA").init(PARAMS, rho=0.0), ValueError, r"\brho\b"),
     ("optimizers", "Method.stability_edge-learning_rate-0", lambda: optimizers.get("GD").stability_edge(learning_rate=0.0), ValueError, r"learning_rate"),
     ("optimizers", "Method.stability_edge-momentum-1", lambda: optimizers.get("Heavy ball").stability_edge(momentum=1.0), ValueError, r"momentum"),
     # --- natural_gradient
@@ -353,6 +382,90 @@ CASES = [
     ("layerwise", "action_excess-grad_fn-not-callable", lambda: layerwise.action_excess(jnp.ones((4, 3)), 0.1, None, jnp.eye(3)), TypeError, r"grad_fn"),
     ("layerwise", "perturb_path-direction-shape", lambda: layerwise.perturb_path(jnp.ones((4, 3)), jnp.ones(2)), ValueError, r"direction"),
     ("layerwise", "perturb_path-amplitude-nan", lambda: layerwise.perturb_path(jnp.ones((4, 3)), W, math.nan), ValueError, r"amplitude"),
+    # --- lqr
+    ("lqr", "riccati-A-2d", lambda: lqr.riccati(jnp.eye(2), *LQR[1:]), ValueError, r"^A\b"),
+    ("lqr", "riccati-B-stages", lambda: lqr.riccati(LQR[0], LQR[1][:2], *LQR[2:]), ValueError, r"^B\b"),
+    ("lqr", "riccati-Q-shape", lambda: lqr.riccati(*LQR[:2], jnp.ones((3, 1, 1)), *LQR[3:]), ValueError, r"^Q\b"),
+    ("lqr", "riccati-R-shape", lambda: lqr.riccati(*LQR[:3], jnp.ones((3, 2, 2)), LQR[4]), ValueError, r"^R\b"),
+    ("lqr", "riccati-Q_final-shape", lambda: lqr.riccati(*LQR[:4], jnp.eye(3)), ValueError, r"^Q_final\b"),
+    ("lqr", "riccati-M-shape", lambda: lqr.riccati(*LQR, M=jnp.ones((3, 2, 1))), ValueError, r"^M\b"),
+    ("lqr", "riccati-A-nan", lambda: lqr.riccati(LQR[0].at[0, 0, 0].set(jnp.nan), *LQR[1:]), ValueError, r"^A\b"),
+    ("lqr", "riccati-R-not-definite", lambda: lqr.riccati(*LQR[:3], -LQR[3], 0 * LQR[4]), ValueError, r"^R\b.*positive definite"),
+    ("lqr", "riccati_affine-c_final-shape", lambda: lqr.riccati_affine(*LQR, jnp.ones(3)), ValueError, r"^c_final\b"),
+    ("lqr", "rollout-K-shape", lambda: lqr.rollout(*LQR[:2], jnp.ones((3, 2, 1)), jnp.ones(2)), ValueError, r"^K\b"),
+    ("lqr", "rollout-x0-shape", lambda: lqr.rollout(*LQR[:2], jnp.ones((3, 1, 2)), jnp.ones(3)), ValueError, r"^x0\b"),
+    ("lqr", "cost-us-length", lambda: lqr.cost(*LQR[2:], jnp.ones((4, 2)), jnp.ones((4, 1))), ValueError, r"xs and us"),
+    ("lqr", "double_integrator-dt-0", lambda: lqr.double_integrator(0.0), ValueError, r"\bdt\b"),
+    ("lqr", "lqr_step-A-not-a-list", lambda: lqr.lqr_step(LQR[0][0], *LQR[1:4], LQR[4], jnp.ones(2)), ValueError, r"^A\b"),
+    ("lqr", "lqr_step-B-stage-shape", lambda: lqr.lqr_step(list(LQR[0]), [LQR[1][0], jnp.ones((1, 2)), LQR[1][2]], list(LQR[2]), list(LQR[3]), LQR[4], jnp.ones(2)), ValueError, r"^B\[1\]"),
+    ("lqr", "network_lqr_step-damping-0", lambda: lqr.network_lqr_step(PARAMS, X, Y, damping=0.0), ValueError, r"\bdamping\b"),
+    ("lqr", "network_lqr_step-damping-str", lambda: lqr.network_lqr_step(PARAMS, X, Y, damping="0.1"), TypeError, r"\bdamping\b"),
+    ("lqr", "network_lqr_step-newton-damping-too-small", lambda: lqr.network_lqr_step(PARAMS, X, 1 - Y, damping=1e-9, mode="newton"), ValueError, r"^damping is too small"),
+    ("lqr", "network_lqr_step-mode-unknown", lambda: lqr.network_lqr_step(PARAMS, X, Y, mode="fisher"), ValueError, r"^mode\b"),
+    ("lqr", "network_lqr_step-loss_kind-unknown", lambda: lqr.network_lqr_step(PARAMS, X, Y, loss_kind="hinge"), ValueError, r"^loss_kind\b"),
+    ("lqr", "network_lqr_step-y-shape", lambda: lqr.network_lqr_step(PARAMS, X, Y[:5]), ValueError, r"^y\b"),
+    ("lqr", "network_lqr_step-x-nan", lambda: lqr.network_lqr_step(PARAMS, X_NAN, Y), ValueError, r"^x\b"),
+    ("lqr", "network_lqr-activation-not-callable", lambda: lqr.network_lqr(PARAMS, X, Y, activation="tanh"), TypeError, r"^activation\b"),
+    ("lqr", "network_lqr-params-not-layers", lambda: lqr.network_lqr(W, X, Y), TypeError, r"^params\b"),
+    # --- pmp_nets: the networks as layers, the toy's data
+    ("pmp_nets", "residual_net-num_layers-0", lambda: pmp_nets.residual_net(num_layers=0), ValueError, r"num_layers"),
+    ("pmp_nets", "residual_net-width-float", lambda: pmp_nets.residual_net(width=5.0), ValueError, r"width"),
+    ("pmp_nets", "residual_net-step-negative", lambda: pmp_nets.residual_net(step=-0.25), ValueError, r"step"),
+    ("pmp_nets", "mlp_net-activation-not-callable", lambda: pmp_nets.mlp_net(activation="tanh"), TypeError, r"activation"),
+    ("pmp_nets", "mlp_net-per_example_loss-not-callable", lambda: pmp_nets.mlp_net(per_example_loss=None), TypeError, r"per_example_loss"),
+    ("pmp_nets", "init_residual-net-mlp", lambda: pmp_nets.init_residual(pmp_nets.mlp_net()), TypeError, r"\bnet\b"),
+    ("pmp_nets", "init_residual-dtype-int", lambda: pmp_nets.init_residual(TOY, dtype=jnp.int32), TypeError, r"dtype"),
+    ("pmp_nets", "sine_data-n-1", lambda: pmp_nets.sine_data(1), ValueError, r"\bn\b"),
+    ("pmp_nets", "sine_data-n-str", lambda: pmp_nets.sine_data("100"), TypeError, r"\bn\b"),
+    # --- pmp: states, costates, Hamiltonian, (E-)MSA
+    ("pmp", "forward_states-net-str", lambda: pmp.forward_states("mlp", PARAMS, X), TypeError, r"\bnet\b"),
+    ("pmp", "forward_states-toy-x-2d", lambda: pmp.forward_states(TOY, TOY_PARAMS, X), ValueError, r"\bx\b"),
+    ("pmp", "forward_states-mlp-x-width", lambda: pmp.forward_states(pmp.mlp_net(), PARAMS, jnp.ones((4, 3))), ValueError, r"\bx\b"),
+    ("pmp", "costates-mlp-params-mismatched-layers", lambda: pmp.costates(pmp.mlp_net(), [PARAMS[0], (jnp.ones((4, 1)), jnp.ones(1))], X, Y), ValueError, r"params"),
+    ("pmp", "costates-mlp-params-not-layers", lambda: pmp.costates(pmp.mlp_net(), W, X, Y), TypeError, r"params"),
+    ("pmp", "costates-toy-params-depth", lambda: pmp.costates(TOY, pmp.init_residual(pmp.residual_net(3, 3)), XS, YS), ValueError, r"params"),
+    ("pmp", "costates-y-shape", lambda: pmp.costates(TOY, TOY_PARAMS, XS, YS[:5]), ValueError, r"\by\b"),
+    ("pmp", "hamiltonian-layer-not-callable", lambda: pmp.hamiltonian("tanh", PARAMS[0], X, jnp.ones((16, 3))), TypeError, r"layer"),
+    ("pmp", "hamiltonian-p_next-shape", lambda: pmp.hamiltonian(TOY.layer_map(0, 2), (TOY_PARAMS[0][0], TOY_PARAMS[1][0]), jnp.ones((8, 3)), jnp.ones((8, 2))), ValueError, r"p_next"),
+    ("pmp", "hamiltonian-weight_decay-negative", lambda: pmp.hamiltonian(TOY.layer_map(0, 2), None, XS, XS, -1.0), ValueError, r"weight_decay"),
+    ("pmp", "loss-weight_decay-nan", lambda: pmp.loss(TOY, TOY_PARAMS, XS, YS, math.nan), ValueError, r"weight_decay"),
+    ("pmp", "msa_step-num_lbfgs_steps-0", lambda: pmp.msa_step(TOY, TOY_PARAMS, XS, YS, num_lbfgs_steps=0), ValueError, r"num_lbfgs_steps"),
+    ("pmp", "emsa_step-rho-0", lambda: pmp.emsa_step(TOY, TOY_PARAMS, XS, YS, rho=0.0), ValueError, r"\brho\b"),
+    ("pmp", "emsa_step-rho-negative", lambda: pmp.emsa_step(pmp.mlp_net(), PARAMS, X, Y, rho=-1.0), ValueError, r"\brho\b"),
+    ("pmp", "emsa_step-rho-str", lambda: pmp.emsa_step(TOY, TOY_PARAMS, XS, YS, rho="1"), TypeError, r"\brho\b"),
+    ("pmp", "emsa_step-num_lbfgs_steps-float", lambda: pmp.emsa_step(TOY, TOY_PARAMS, XS, YS, num_lbfgs_steps=10.0), ValueError, r"num_lbfgs_steps"),
+    ("pmp", "emsa-rho-0", lambda: pmp.emsa(rho=0.0), ValueError, r"\brho\b"),
+    ("pmp", "emsa-learning_rate-negative", lambda: pmp.emsa(learning_rate=-1.0), ValueError, r"learning_rate"),
+    ("pmp", "emsa-num_lbfgs_steps-0", lambda: pmp.emsa(num_lbfgs_steps=0), ValueError, r"num_lbfgs_steps"),
+    ("pmp", "emsa-weight_decay-negative", lambda: pmp.emsa(weight_decay=-1e-3), ValueError, r"weight_decay"),
+    ("pmp", "emsa-net-str", lambda: pmp.emsa(net="mlp"), TypeError, r"\bnet\b"),
+    ("pmp", "emsa-update-batch-missing", emsa_update_without_batch, ValueError, r"batch"),
+    # --- llqr
+    ("llqr", "identity-structure-unknown", lambda: llqr.identity(PARAMS, "full"), ValueError, r"structure"),
+    ("llqr", "identity-params-not-layers", lambda: llqr.identity(W), TypeError, r"params"),
+    ("llqr", "apply-U-mismatched", lambda: llqr.apply(llqr.identity(PARAMS, "kronecker"), PARAMS, "diagonal"), ValueError, r"\bU\b"),
+    ("llqr", "lqr_cost-U-mismatched", lambda: llqr.lqr_cost(PARAMS, (X, Y), llqr.identity(PARAMS)[:1], PARAMS), ValueError, r"\bU\b"),
+    ("llqr", "lqr_cost-damping-0", lambda: llqr.lqr_cost(PARAMS, (X, Y), llqr.identity(PARAMS), PARAMS, damping=0.0), ValueError, r"damping"),
+    ("llqr", "lqr_cost-loss_kind-unknown", lambda: llqr.lqr_cost(PARAMS, (X, Y), llqr.identity(PARAMS), PARAMS, loss_kind="hinge"), ValueError, r"loss_kind"),
+    ("llqr", "lqr_cost-x-shape", lambda: llqr.lqr_cost(PARAMS, (jnp.ones((4, 3)), None), llqr.identity(PARAMS), PARAMS), ValueError, r"\bx\b"),
+    ("llqr", "lqr_cost-batch-array", lambda: llqr.lqr_cost(PARAMS, X, llqr.identity(PARAMS), PARAMS), TypeError, r"batch"),
+    ("llqr", "fit-num_steps-negative", lambda: llqr.fit(PARAMS, (X, Y), PARAMS, llqr.identity(PARAMS), num_steps=-1), ValueError, r"num_steps"),
+    ("llqr", "fit-momentum-1", lambda: llqr.fit(PARAMS, (X, Y), PARAMS, llqr.identity(PARAMS), momentum=1.0), ValueError, r"momentum"),
+    ("llqr", "fit-grads-shape", lambda: llqr.fit(PARAMS, (X, Y), PARAMS[:1], llqr.identity(PARAMS)), ValueError, r"grads"),
+    ("llqr", "llqr-structure-unknown", lambda: llqr.llqr(structure="full"), ValueError, r"structure"),
+    ("llqr", "llqr-refit_every-0", lambda: llqr.llqr(refit_every=0), ValueError, r"refit_every"),
+    ("llqr", "llqr-refit_every-float", lambda: llqr.llqr(refit_every=10.0), ValueError, r"refit_every"),
+    ("llqr", "llqr-fit_steps-negative", lambda: llqr.llqr(fit_steps=-1), ValueError, r"fit_steps"),
+    ("llqr", "llqr-ema-1", lambda: llqr.llqr(ema=1.0), ValueError, r"\bema\b"),
+    ("llqr", "llqr-ema-negative", lambda: llqr.llqr(ema=-0.1), ValueError, r"\bema\b"),
+    ("llqr", "llqr-damping-0", lambda: llqr.llqr(damping=0.0), ValueError, r"damping"),
+    ("llqr", "llqr-damping-negative", lambda: llqr.llqr(damping=-1e-3), ValueError, r"damping"),
+    ("llqr", "llqr-learning_rate-0", lambda: llqr.llqr(0.0), ValueError, r"learning_rate"),
+    ("llqr", "llqr-fit_learning_rate-str", lambda: llqr.llqr(fit_learning_rate="0.3"), TypeError, r"fit_learning_rate"),
+    ("llqr", "llqr-outer-str", lambda: llqr.llqr(outer="adam"), TypeError, r"outer"),
+    ("llqr", "llqr-fit_batch-0", lambda: llqr.llqr(fit_batch=0), ValueError, r"fit_batch"),
+    ("llqr", "llqr-update-batch-missing", llqr_update_without_batch, ValueError, r"batch"),
+    ("llqr", "llqr-update-U-mismatched", llqr_update_with_mismatched_U, ValueError, r"\bU\b"),
     # --- fisher
     ("fisher", "fisher-kind-unknown", lambda: fisher.fisher(nets.mlp, PARAMS, X, "hinge"), ValueError, r"kind"),
     ("fisher", "fisher-apply-not-callable", lambda: fisher.fisher("mlp", PARAMS, X, "logistic"), TypeError, r"apply"),

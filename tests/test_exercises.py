@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lessons import exercises
+from lessons import exercises, exercises_control
 from lessons.first_order import gd_rate
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
@@ -83,7 +83,7 @@ def test_every_book_exercise_has_a_solution_that_passes_its_checker(path):
         assert solution is not None, f"{path.name}: {checker} has no solution dropdown right after it"
         namespace = {}
         exec(compile(solution, f"{path.name}:{checker}", "exec"), namespace)
-        result = getattr(exercises, checker)(namespace[function])
+        result = _checker(checker)(namespace[function])
         assert result.passed, f"{path.name}: the book's solution fails {checker}: {result.message}"
 
 
@@ -115,6 +115,19 @@ def _softmax(z):
     return e / e.sum()
 
 
+def _emsa_objective(xs, xn, P, Pn, weights, bias, step, rho):
+    t = np.tanh(xs @ weights + bias)
+    out = xs + step * t
+    back = Pn + step * ((1 - t**2) * Pn) @ weights.T
+    terms = -np.sum(Pn * out) + 0.5 * rho * (np.sum((xn - out) ** 2) + np.sum((P - back) ** 2))
+    return terms / len(xs)
+
+
+def _riccati_step(Pn, A, B, Q, R):
+    K = np.linalg.solve(R + B.T @ Pn @ B, B.T @ Pn @ A)
+    return Q + A.T @ Pn @ A - A.T @ Pn @ B @ K, K
+
+
 def _hvp(fun, point, direction):
     import jax
 
@@ -143,11 +156,26 @@ RENAMED_SOLUTIONS = {
         for d, m in zip(np.diff(w, axis=0) / h, (gs[1:] + gs[:-1]) / 2, strict=True)
     ),
     "check_factor_pullback": lambda factor, weights, pre: (factor * (1 - np.tanh(pre) ** 2)) @ weights.T,
+    "check_costate_step": lambda pn, weights, pre, step: pn + step * weights @ ((1 - np.tanh(pre) ** 2) * pn),
+    "check_hamiltonian_gradient": lambda xs, pn, weights, bias, step: (
+        step * xs.T @ ((1 - np.tanh(xs @ weights + bias) ** 2) * pn)
+    ),
+    "check_emsa_objective": _emsa_objective,
+    "check_riccati_step": _riccati_step,
+    "check_llqr_cost": lambda scale, grad, curv, lam: (
+        -grad @ (scale * grad) + 0.5 * (scale * grad) @ (curv + lam * np.eye(len(grad))) @ (scale * grad)
+    ),
+    "check_kronecker_precondition": lambda left, right, grad: left @ grad @ right.T,
     "check_delta2_closed_form": lambda a0, c0, B0, s: (
         (a0 + s**2 * np.trace(B0) / 2) ** 2 + s**2 * c0 @ c0 + s**4 * np.sum(B0 * B0) / 2
     ),
 }
-CHECKERS = sorted(name for name in dir(exercises) if name.startswith("check_"))
+CHECKERS = sorted(name for module in (exercises, exercises_control) for name in dir(module) if name.startswith("check_"))
+
+
+def _checker(name):
+    """A checker by name, from the chapters 1-5 module or the control chapters' one."""
+    return getattr(exercises, name, None) or getattr(exercises_control, name)
 
 
 def test_every_checker_has_a_renamed_solution():
@@ -156,18 +184,18 @@ def test_every_checker_has_a_renamed_solution():
 
 @pytest.mark.parametrize("checker", CHECKERS)
 def test_checkers_call_positionally_so_parameter_names_do_not_matter(checker):
-    result = getattr(exercises, checker)(RENAMED_SOLUTIONS[checker])
+    result = _checker(checker)(RENAMED_SOLUTIONS[checker])
     assert result.passed, result.message
 
 
 @pytest.mark.parametrize("checker", CHECKERS)
 def test_checkers_accept_positional_only_parameters(checker):
     solution = RENAMED_SOLUTIONS[checker]
-    result = getattr(exercises, checker)(lambda *args: solution(*args))
+    result = _checker(checker)(lambda *args: solution(*args))
     assert result.passed, result.message
 
 
 @pytest.mark.parametrize("checker", CHECKERS)
 def test_checker_docstrings_state_the_positional_order(checker):
-    doc = getattr(exercises, checker).__doc__
+    doc = _checker(checker).__doc__
     assert "Calls ``fn`` positionally" in doc, f"{checker}: the docstring must say in which order fn is called"

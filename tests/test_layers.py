@@ -30,9 +30,14 @@ CONCEPTS = {
     "landscape",
     "stability",
     "exercises",
+    "exercises_control",
     "fisher",
     "natural_gradient",
     "layerwise",
+    "llqr",
+    "lqr",
+    "pmp",
+    "pmp_nets",
 }
 # The training loops, the registry of optimizers that the widgets race, and the experiments that run them.
 TOP = {"train", "optimizers", "rates"}

@@ -193,7 +193,7 @@ def test_every_registry_method_trains_in_float32(name):
         banana = problems.rosenbrock()
         objective, params, batch = train.Objective.of(banana.value), jnp.asarray(banana.start, jnp.float32), None
     method = optimizers.get(name)
-    lr = {"GD": 0.5, "Heavy ball": 0.1, "Nesterov": 0.1, "Adam": 0.01}.get(name, 1.0)
+    lr = {"GD": 0.5, "Heavy ball": 0.1, "Nesterov": 0.1, "Adam": 0.01, "LLQR": 0.03}.get(name, 1.0)
     state = method.init(params, learning_rate=lr, **({"damping": 1.0} if "damping" in method.defaults else {}))
     run = dict(data=batch, num_steps=20, opt_state=state, extras=method.extras, progress=False)
     h = train.train(objective, params, method.transformation(), **run)

@@ -49,6 +49,8 @@ METHOD_NAMES: tuple[str, ...] = (
     "Natural gradient",
     "K-FAC",
     "Layerwise metric",
+    "LLQR",
+    "E-MSA",
 )
 """The registry's methods that may race here, in the order shown. A name the registry does not (yet)
 have is left out, so adding a method to the trainer is one line here (and one in the registry)."""
