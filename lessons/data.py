@@ -127,3 +127,31 @@ def _xor(key, n, noise):
     x = size * jnp.stack([first, second], axis=-1)
     x = x + noise * jax.random.normal(k_noise, x.shape, jnp.float32)
     return x, labels
+
+
+def modular_addition(p: int, *, key, train_fraction: float = 0.5, dtype=jnp.float32):
+    r"""The table of :math:`(a + b) \bmod p`, split at random into training and test examples (grokking).
+
+    Every pair :math:`(a, b) \in \{0..p-1\}^2` is one example; its input is the concatenation of the one-hot
+    codes of :math:`a` and :math:`b` (length :math:`2p`) and its label the class :math:`(a + b) \bmod p`. A random
+    permutation (``key``) puts the first ``round(train_fraction * p**2)`` pairs in the training set and the
+    rest in the test set: a model can only score on the test set by learning the rule, not the table.
+
+    Returns:
+        ``(x_train, y_train, x_test, y_test)``: inputs of shape ``(m, 2p)`` and dtype ``dtype``, labels
+        ``int32`` of shape ``(m,)``.
+    """
+    if not isinstance(p, int) or isinstance(p, bool) or p < 2:
+        raise ValueError(f"p must be an integer >= 2, got {p!r}")
+    check_key(key)
+    check_finite(train_fraction, "train_fraction")
+    if not 0.0 < float(train_fraction) < 1.0:
+        raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction!r}")
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"dtype must be a floating-point dtype, got {dtype!r}")
+    a, b = jnp.divmod(jnp.arange(p * p), p)
+    order = jax.random.permutation(key, p * p)
+    inputs = jnp.concatenate([jax.nn.one_hot(a, p, dtype=dtype), jax.nn.one_hot(b, p, dtype=dtype)], axis=1)[order]
+    labels = ((a + b) % p).astype(jnp.int32)[order]
+    m = int(round(float(train_fraction) * p * p))
+    return inputs[:m], labels[:m], inputs[m:], labels[m:]

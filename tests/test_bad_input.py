@@ -156,6 +156,10 @@ CASES = [
     ("data", "xor-noise-nan", lambda: data.xor(10, key=KEY, noise=math.nan), ValueError, r"noise"),
     ("data", "xor-noise-none", lambda: data.xor(10, key=KEY, noise=None), TypeError, r"noise"),
     ("data", "xor-dtype-int", lambda: data.xor(10, key=KEY, dtype=jnp.int32), TypeError, r"dtype"),
+    ("data", "modular_addition-p-1", lambda: data.modular_addition(1, key=KEY), ValueError, r"\bp\b"),
+    ("data", "modular_addition-p-float", lambda: data.modular_addition(7.0, key=KEY), ValueError, r"\bp\b"),
+    ("data", "modular_addition-train_fraction-1", lambda: data.modular_addition(7, key=KEY, train_fraction=1.0), ValueError, r"train_fraction"),
+    ("data", "modular_addition-key-int", lambda: data.modular_addition(7, key=3), ValueError, r"key"),
     # --- nets
     ("nets", "init_mlp-sizes-float", lambda: nets.init_mlp([2, 3.0, 1], key=KEY), ValueError, r"sizes"),
     ("nets", "init_mlp-sizes-short", lambda: nets.init_mlp([2], key=KEY), ValueError, r"sizes"),

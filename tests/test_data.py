@@ -99,3 +99,17 @@ def test_xor_without_noise_labels_the_sign_of_the_product():
     assert np.abs(x).min() >= 0.1 - 1e-6 and np.abs(x).max() <= 1.0 + 1e-6
     quadrants = {(bool(a > 0), bool(b > 0)) for a, b in x}
     assert len(quadrants) == 4
+
+
+def test_modular_addition_is_the_whole_table_split_once():
+    p = 7
+    x_train, y_train, x_test, y_test = data.modular_addition(p, key=jax.random.key(0), train_fraction=0.4)
+    assert x_train.shape == (20, 2 * p) and x_test.shape == (29, 2 * p) and y_train.dtype == jnp.int32
+    pairs = [(int(jnp.argmax(row[:p])), int(jnp.argmax(row[p:]))) for row in jnp.concatenate([x_train, x_test])]
+    assert sorted(pairs) == [(a, b) for a in range(p) for b in range(p)]  # every pair once, no overlap
+    labels = jnp.concatenate([y_train, y_test])
+    assert all(int(c) == (a + b) % p for (a, b), c in zip(pairs, labels, strict=True))
+    again = data.modular_addition(p, key=jax.random.key(0), train_fraction=0.4, dtype=jnp.float64)
+    assert bool(jnp.all(again[0] == x_train)) and again[0].dtype == jnp.float64
+    other = data.modular_addition(p, key=jax.random.key(1), train_fraction=0.4)
+    assert not bool(jnp.all(other[1] == y_train))
