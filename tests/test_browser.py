@@ -250,11 +250,15 @@ EXPLORER_STEP = f"""(() => {{
 }})()"""
 
 
-def test_lab_landscape_explorer_trains_live(page, jupyterlab):
+def _run_notebook(page, jupyterlab, name: str, notebook: dict) -> list[str]:
+    """Upload ``notebook`` as ``name.ipynb``, open it, run all its cells and wait for the app's first frame.
+
+    Returns the list that collects the page's JavaScript errors from then on.
+    """
     url, token = jupyterlab
     request = urllib.request.Request(
-        f"{url}/api/contents/explorer.ipynb?token={token}",
-        data=json.dumps({"type": "notebook", "format": "json", "content": EXPLORER_NOTEBOOK}).encode(),
+        f"{url}/api/contents/{name}.ipynb?token={token}",
+        data=json.dumps({"type": "notebook", "format": "json", "content": notebook}).encode(),
         method="PUT",
         headers={"Content-Type": "application/json"},
     )
@@ -262,18 +266,23 @@ def test_lab_landscape_explorer_trains_live(page, jupyterlab):
         pass
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{url}/lab/tree/explorer.ipynb?token={token}", wait_until="domcontentloaded")
+    page.goto(f"{url}/lab/tree/{name}.ipynb?token={token}", wait_until="domcontentloaded")
     page.wait_for_function(
-        """(() => {
+        f"""(() => {{
             const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-            if (!w || !w.context || !w.context.path.endsWith('explorer.ipynb')) return false;
+            if (!w || !w.context || !w.context.path.endsWith('{name}.ipynb')) return false;
             const s = w.sessionContext;
             return s && s.session && s.session.kernel && s.session.kernel.status === 'idle';
-        })()""",
+        }})()""",
         timeout=90_000,
     )
     page.evaluate("window.jupyterapp.commands.execute('runmenu:run-all')")
     page.wait_for_selector(f"{VISIBLE_PANEL} .{READY}.widget-vbox .js-plotly-plot", timeout=3 * SLOW)  # first frame drawn
+    return errors
+
+
+def test_lab_landscape_explorer_trains_live(page, jupyterlab):
+    errors = _run_notebook(page, jupyterlab, "explorer", EXPLORER_NOTEBOOK)
     page.wait_for_function(f"{EXPLORER_STEP} === 0", timeout=SLOW, polling=500)
     explorer = page.locator(f"{VISIBLE_PANEL} .{READY}.widget-vbox:has(.widget-play)").first
     explorer.scroll_into_view_if_needed()
@@ -321,29 +330,7 @@ TRAINER_GD_STEPS = f"""(() => {{
 
 
 def test_lab_live_trainer_trains_live(page, jupyterlab):
-    url, token = jupyterlab
-    request = urllib.request.Request(
-        f"{url}/api/contents/trainer.ipynb?token={token}",
-        data=json.dumps({"type": "notebook", "format": "json", "content": TRAINER_NOTEBOOK}).encode(),
-        method="PUT",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10):
-        pass
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{url}/lab/tree/trainer.ipynb?token={token}", wait_until="domcontentloaded")
-    page.wait_for_function(
-        """(() => {
-            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-            if (!w || !w.context || !w.context.path.endsWith('trainer.ipynb')) return false;
-            const s = w.sessionContext;
-            return s && s.session && s.session.kernel && s.session.kernel.status === 'idle';
-        })()""",
-        timeout=90_000,
-    )
-    page.evaluate("window.jupyterapp.commands.execute('runmenu:run-all')")
-    page.wait_for_selector(f"{VISIBLE_PANEL} .{READY}.widget-vbox .js-plotly-plot", timeout=3 * SLOW)  # first frame drawn
+    errors = _run_notebook(page, jupyterlab, "trainer", TRAINER_NOTEBOOK)
     page.wait_for_function(f"{TRAINER_GD_STEPS} === 1", timeout=SLOW, polling=500)  # step 0 only
     trainer = page.locator(f"{VISIBLE_PANEL} .{READY}.widget-vbox:has(.widget-play)").first
     trainer.scroll_into_view_if_needed()
