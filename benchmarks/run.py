@@ -21,6 +21,7 @@ BENCHMARKS = [
     "benchmarks.llqr",
     "benchmarks.lqr",
     "benchmarks.pmp",
+    "benchmarks.scan",
 ]
 
 if __name__ == "__main__":

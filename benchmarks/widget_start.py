@@ -28,17 +28,19 @@ WIDGETS = {
     "OptimizerRace": "OptimizerRace(problem='quadratic', kappa=50.0, methods=('GD', 'Heavy ball', 'Nesterov', 'Adam'))",
     "LandscapeExplorer": "LandscapeExplorer('GD', learning_rate=1.0)",
     "LiveTrainer": "LiveTrainer()",
+    "ScanExplorer": "ScanExplorer()",
 }
 LEARNING_RATE = {  # how to move each widget's learning-rate slider
     "OptimizerRace": "w.lr_sliders['GD'].value = 0.7",
     "LandscapeExplorer": "w.lr_slider.value = 0.5",
     "LiveTrainer": "w.lr_sliders['GD'].value = 0.7",
+    "ScanExplorer": "w.gain_slider.value = 2.5",  # its model's setting in place of a learning rate
 }
 
 SCRIPT = """
 import json, sys, time
 import jax
-from widgets import LandscapeExplorer, LiveTrainer, OptimizerRace
+from widgets import LandscapeExplorer, LiveTrainer, OptimizerRace, ScanExplorer
 name, other, frames = sys.argv[1], sys.argv[2], int(sys.argv[3])
 make = {widgets}
 if other != "-":

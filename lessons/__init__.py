@@ -25,6 +25,7 @@ __all__ = [
     "stability",
     "exercises",
     "exercises_control",
+    "exercises_scans",
     "fisher",
     "natural_gradient",
     "layerwise",
@@ -32,6 +33,10 @@ __all__ = [
     "lqr",
     "pmp",
     "pmp_nets",
+    "scan",
+    "deer",
+    "attractors",
+    "gtf",
     # the training loops, the optimizer registry, and the experiments that run them
     "train",
     "optimizers",

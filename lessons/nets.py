@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lessons.checks import check_callable, check_finite_data
+from lessons.checks import check_callable, check_finite_data, check_positive_int
 from lessons.data import check_key
 
 Params = list[tuple[jax.Array, jax.Array]]
@@ -114,3 +114,60 @@ def classifier_loss(x: jax.Array, y: jax.Array, activation=jnp.tanh) -> Callable
         return binary_cross_entropy(mlp(params, x, activation), y)
 
     return loss
+
+
+# --- recurrent cells (chapter 8): one step h_{t-1} -> h_t, for lessons.deer and lessons.gtf ------------
+
+
+def init_tanh_rnn(dim: int, input_dim: int, *, key, dtype=jnp.float32) -> dict:
+    r"""A tanh RNN cell's parameters: ``W`` :math:`(d, d)` with entries :math:`\mathcal N(0, 1/d)`
+    (spectral radius close to 1 for large :math:`d`), ``U`` :math:`(d_{in}, d)` with :math:`\mathcal N(0, 1/d_{in})`,
+    ``b = 0``. Drawn in float32 and cast to ``dtype``, like :func:`init_mlp`."""
+    check_positive_int(dim, "dim")
+    check_positive_int(input_dim, "input_dim")
+    check_key(key)
+    kw, ku = jax.random.split(key)
+    W = jax.random.normal(kw, (dim, dim), jnp.float32) / jnp.sqrt(jnp.float32(dim))
+    U = jax.random.normal(ku, (input_dim, dim), jnp.float32) / jnp.sqrt(jnp.float32(input_dim))
+    return {"W": W.astype(dtype), "U": U.astype(dtype), "b": jnp.zeros((dim,), dtype)}
+
+
+def tanh_rnn(params: dict, h: jax.Array, x: jax.Array, gain=1.0) -> jax.Array:
+    r"""One step :math:`h_t = \tanh(g\, W h_{t-1} + x_t U + b)`, ``h`` of shape ``(d,)``, ``x`` of ``(d_in,)``.
+
+    Its Jacobian is :math:`\mathrm{diag}(1 - h_t^2)\, g W`: for a gain :math:`g < 1` (and :math:`\|W\|_2`
+    near 1) the map contracts; for large :math:`g` nearby trajectories separate and the cell is chaotic.
+    """
+    return jnp.tanh(gain * (params["W"] @ h) + x @ params["U"] + params["b"])
+
+
+def init_shplrnn(dim: int, hidden: int, *, key, dtype=jnp.float32) -> dict:
+    r"""Parameters of a shallow PLRNN (Hess et al. 2023) with ``dim`` latent and ``hidden`` ReLU units.
+
+    ``A`` :math:`\sim U(0.5, 0.9)` (a diagonal, stable linear part), ``W1`` :math:`(M, L)` and ``W2``
+    :math:`(L, M)` with entries :math:`\mathcal N(0, 0.1^2/\sqrt{L M})`-scaled so the nonlinear part starts
+    small, ``h1 = 0``, ``h2`` :math:`\sim \mathcal N(0, 1)` (kinks spread over the state space). The
+    freshly drawn model is contracting: it learns its chaos from the data.
+    """
+    check_positive_int(dim, "dim")
+    check_positive_int(hidden, "hidden")
+    check_key(key)
+    ka, k1, k2, kh = jax.random.split(key, 4)
+    scale = 0.1 / jnp.sqrt(jnp.sqrt(jnp.float32(dim * hidden)))
+    params = {
+        "A": jax.random.uniform(ka, (dim,), jnp.float32, 0.5, 0.9),
+        "W1": scale * jax.random.normal(k1, (dim, hidden), jnp.float32),
+        "W2": scale * jax.random.normal(k2, (hidden, dim), jnp.float32),
+        "h1": jnp.zeros((dim,), jnp.float32),
+        "h2": jax.random.normal(kh, (hidden,), jnp.float32),
+    }
+    return jax.tree.map(lambda a: a.astype(dtype), params)
+
+
+def shplrnn(params: dict, z: jax.Array) -> jax.Array:
+    r"""One step of the shallow PLRNN, :math:`z_t = A \odot z_{t-1} + W_1 \mathrm{relu}(W_2 z_{t-1} + h_2) + h_1`.
+
+    ``z`` of shape ``(M,)``. Its Jacobian is :math:`\mathrm{diag}(A) + W_1 \mathrm{diag}(\mathbb 1[W_2 z + h_2 > 0]) W_2`:
+    piecewise constant, the "piecewise linear" of the name.
+    """
+    return params["A"] * z + params["W1"] @ jax.nn.relu(params["W2"] @ z + params["h2"]) + params["h1"]

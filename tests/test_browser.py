@@ -358,3 +358,59 @@ def test_lab_live_trainer_trains_live(page, jupyterlab):
     assert any(meta == "class 0" and n > 0 for _, meta, n in traces), traces
     assert page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count() == 0
     assert not [e for e in errors if "plotly" in e.lower() or "widget" in e.lower()], errors
+
+
+SCAN_NOTEBOOK = {
+    **EXPLORER_NOTEBOOK,
+    "cells": [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": "scan",
+            "metadata": {},
+            "outputs": [],
+            "source": "from widgets import ScanExplorer\n\n"
+            "scan = ScanExplorer(T=64, gain=3.0)  # chaotic: DEER needs ~60 iterations, one per frame\n"
+            "scan",
+        }
+    ],
+}
+SCAN = EXPLORER  # the app in the notebook in front: a box with a Play button and a plot
+# The number of iterates on the ScanExplorer's error plot (iteration 0 included), or -1 while it is not drawn yet.
+SCAN_POINTS = f"""(() => {{
+    const v = {SCAN}; if (!v) return -1;
+    const gd = v.querySelector('.js-plotly-plot'); if (!gd || !gd._fullData) return -1;
+    const t = gd._fullData.find(t => t.meta === 'error');
+    return t ? t.y.length : -1;
+}})()"""
+# The sum of |y| over the drawn iterate (0 for DEER's zero start).
+SCAN_ITERATE = f"""(() => {{
+    const gd = {SCAN}.querySelector('.js-plotly-plot');
+    return Array.from(gd._fullData.find(t => t.meta === 'iterate').y).reduce((a, y) => a + Math.abs(y), 0);
+}})()"""
+
+
+def test_lab_scan_explorer_iterates_live(page, jupyterlab):
+    errors = _run_notebook(page, jupyterlab, "scan", SCAN_NOTEBOOK)
+    page.wait_for_function(f"{SCAN_POINTS} === 1", timeout=SLOW, polling=500)  # iteration 0 only
+    assert page.evaluate(SCAN_ITERATE) == 0
+    scan = page.locator(f"{VISIBLE_PANEL} .{READY}.widget-vbox:has(.widget-play)").first
+    scan.scroll_into_view_if_needed()
+    play_pause = scan.locator(".widget-play button").first
+    play_pause.click()
+    page.wait_for_function(f"{SCAN_POINTS} > 6", timeout=3 * SLOW, polling=500)  # the first frame compiles the step
+    play_pause.click()
+    # Paused: once the ticks already sent have been handled, the error plot stops growing.
+    counts = [page.evaluate(SCAN_POINTS)]
+    for _ in range(15):
+        page.wait_for_timeout(1000)
+        counts.append(page.evaluate(SCAN_POINTS))
+        if counts[-1] == counts[-2]:
+            break
+    assert counts[-1] == counts[-2] > 6, counts
+    assert page.evaluate(SCAN_ITERATE) > 0  # the iterate moved off the zero start
+    status = scan.locator(".widget-html").first.inner_text()
+    assert "Newton iterations/s" in status and ("CPU" in status or "GPU" in status)
+    assert f"iteration {counts[-1] - 1}: max error" in status and "sequential scan" in status
+    assert page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count() == 0
+    assert not [e for e in errors if "plotly" in e.lower() or "widget" in e.lower()], errors

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lessons import exercises, exercises_control
+from lessons import exercises, exercises_control, exercises_scans
 from lessons.first_order import gd_rate
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
@@ -128,6 +128,17 @@ def _riccati_step(Pn, A, B, Q, R):
     return Q + A.T @ Pn @ A - A.T @ Pn @ B @ K, K
 
 
+def _deer_step(iterate, start, weights, inputs):
+    previous = np.vstack([start, iterate[:-1]])
+    values = np.tanh(previous @ weights.T + inputs)
+    jacobians = (1 - values**2)[:, :, None] * weights
+    out, g = [], start
+    for J, value, p in zip(jacobians, values, previous, strict=True):
+        g = J @ g + value - J @ p
+        out.append(g)
+    return np.array(out)
+
+
 def _hvp(fun, point, direction):
     import jax
 
@@ -166,16 +177,20 @@ RENAMED_SOLUTIONS = {
         -grad @ (scale * grad) + 0.5 * (scale * grad) @ (curv + lam * np.eye(len(grad))) @ (scale * grad)
     ),
     "check_kronecker_precondition": lambda left, right, grad: left @ grad @ right.T,
+    "check_compose": lambda later, shift, earlier, offset: (later @ earlier, later @ offset + shift),
+    "check_deer_step": _deer_step,
+    "check_adaptive_alpha": lambda jacobians: max(0.0, 1 - 1 / np.linalg.norm(jacobians, 2, axis=(1, 2)).max()),
     "check_delta2_closed_form": lambda a0, c0, B0, s: (
         (a0 + s**2 * np.trace(B0) / 2) ** 2 + s**2 * c0 @ c0 + s**4 * np.sum(B0 * B0) / 2
     ),
 }
-CHECKERS = sorted(name for module in (exercises, exercises_control) for name in dir(module) if name.startswith("check_"))
+MODULES = (exercises, exercises_control, exercises_scans)
+CHECKERS = sorted(name for module in MODULES for name in dir(module) if name.startswith("check_"))
 
 
 def _checker(name):
-    """A checker by name, from the chapters 1-5 module or the control chapters' one."""
-    return getattr(exercises, name, None) or getattr(exercises_control, name)
+    """A checker by name, from whichever module holds it (chapters 1-5, 6-7 or 8)."""
+    return next(getattr(module, name) for module in MODULES if hasattr(module, name))
 
 
 def test_every_checker_has_a_renamed_solution():
@@ -199,3 +214,20 @@ def test_checkers_accept_positional_only_parameters(checker):
 def test_checker_docstrings_state_the_positional_order(checker):
     doc = _checker(checker).__doc__
     assert "Calls ``fn`` positionally" in doc, f"{checker}: the docstring must say in which order fn is called"
+
+
+def test_chapter_8_checkers_catch_typical_slips():
+    assert not exercises_scans.check_compose(lambda A2, b2, A1, b1: (A1 @ A2, A2 @ b1 + b2))  # composed the wrong way
+    assert not exercises_scans.check_compose(lambda A2, b2, A1, b1: (A2 @ A1, b1 + b2))  # forgot to carry b1 through A2
+
+    # one sequential evaluation instead of the Newton step (ignores the current iterate's linearisation)
+    def sequential(hs, h0, W, u):
+        out, h = [], h0
+        for ut in u:
+            h = np.tanh(W @ h + ut)
+            out.append(h)
+        return np.array(out)
+
+    assert not exercises_scans.check_deer_step(sequential)
+    assert not exercises_scans.check_adaptive_alpha(lambda J: 1 - 1 / np.linalg.norm(J, 2, axis=(1, 2)).max())  # no max(0, .)
+    assert not exercises_scans.check_adaptive_alpha(lambda J: max(0.0, 1 - 1 / np.abs(J).max()))  # largest entry, not norm

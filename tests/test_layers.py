@@ -31,6 +31,7 @@ CONCEPTS = {
     "stability",
     "exercises",
     "exercises_control",
+    "exercises_scans",
     "fisher",
     "natural_gradient",
     "layerwise",
@@ -38,6 +39,10 @@ CONCEPTS = {
     "lqr",
     "pmp",
     "pmp_nets",
+    "scan",
+    "deer",
+    "attractors",
+    "gtf",
 }
 # The training loops, the registry of optimizers that the widgets race, and the experiments that run them.
 TOP = {"train", "optimizers", "rates"}

@@ -72,3 +72,26 @@ def test_init_mlp_is_the_same_network_in_every_precision():
         np.testing.assert_array_equal(np.asarray(b32, np.float64), np.asarray(b64))
     with pytest.raises(TypeError, match="dtype"):
         nets.init_mlp([2, 3, 1], key=jax.random.key(0), dtype=jnp.int32)
+
+
+def test_tanh_rnn_step_matches_numpy_and_its_jacobian_is_diag_times_gain_W():
+    params = nets.init_tanh_rnn(5, 2, key=jax.random.key(6), dtype=jnp.float64)
+    W, U, b = (np.asarray(params[k]) for k in ("W", "U", "b"))
+    h, x = np.random.default_rng(7).normal(size=5), np.random.default_rng(8).normal(size=2)
+    out = np.tanh(1.7 * W @ h + x @ U + b)
+    np.testing.assert_allclose(nets.tanh_rnn(params, jnp.asarray(h), jnp.asarray(x), 1.7), out, rtol=1e-13)
+    jac = jax.jacfwd(lambda h: nets.tanh_rnn(params, h, jnp.asarray(x), 1.7))(jnp.asarray(h))
+    np.testing.assert_allclose(jac, np.diag(1 - out**2) @ (1.7 * W), rtol=1e-12, atol=1e-14)
+    assert params["W"].shape == (5, 5) and params["U"].shape == (2, 5) and params["W"].dtype == jnp.float64
+
+
+def test_shplrnn_step_matches_numpy_and_starts_contracting():
+    params = nets.init_shplrnn(3, 20, key=jax.random.key(9), dtype=jnp.float64)
+    A, W1, W2, h1, h2 = (np.asarray(params[k]) for k in ("A", "W1", "W2", "h1", "h2"))
+    z = np.random.default_rng(10).normal(size=3)
+    ref = A * z + W1 @ np.maximum(W2 @ z + h2, 0) + h1
+    np.testing.assert_allclose(nets.shplrnn(params, jnp.asarray(z)), ref, rtol=1e-13)
+    assert np.all((A >= 0.5) & (A <= 0.9))
+    # the freshly drawn model contracts: every Jacobian diag(A) + W1 D W2 has spectral norm below 1
+    for mask in np.random.default_rng(11).integers(0, 2, size=(20, 20)):
+        assert np.linalg.norm(np.diag(A) + W1 @ np.diag(mask) @ W2, 2) < 1

@@ -120,7 +120,7 @@ def test_chapter_follows_the_template(path):
         src = "".join(c["source"])
         if (
             c["cell_type"] == "code"
-            and re.search(r"^\w+ = (OptimizerRace|LandscapeExplorer|LiveTrainer)\(", src, re.MULTILINE)
+            and re.search(r"^\w+ = (OptimizerRace|LandscapeExplorer|LiveTrainer|ScanExplorer)\(", src, re.MULTILINE)
             and src.rstrip().split("\n")[-1].isidentifier()
         ):
             assert {"nbval-ignore-output", "remove-output"} <= set(c["metadata"].get("tags", [])), src

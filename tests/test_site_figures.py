@@ -348,7 +348,13 @@ def _live_trainer_figure():
     return LiveTrainer("spirals", num_points=64, width=8).static_figure(num_steps=30)
 
 
-WIDGET_FIGURES = {"LiveTrainer.static_figure": _live_trainer_figure}
+def _scan_explorer_figure():
+    from widgets import ScanExplorer
+
+    return ScanExplorer().static_figure()  # the chapter's: T = 128, three lanes
+
+
+WIDGET_FIGURES = {"LiveTrainer.static_figure": _live_trainer_figure, "ScanExplorer.static_figure": _scan_explorer_figure}
 
 
 @pytest.mark.parametrize("name", list(WIDGET_FIGURES))

@@ -7,5 +7,6 @@ Each app has a plain-Python API (``run(steps)``, ``figure``, its controls as att
 from widgets.landscape_explorer import LandscapeExplorer
 from widgets.live_trainer import LiveTrainer
 from widgets.optimizer_race import OptimizerRace
+from widgets.scan_explorer import ScanExplorer
 
-__all__ = ["LandscapeExplorer", "LiveTrainer", "OptimizerRace"]
+__all__ = ["LandscapeExplorer", "LiveTrainer", "OptimizerRace", "ScanExplorer"]

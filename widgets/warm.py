@@ -17,7 +17,7 @@ def main() -> None:
     if runtime.enable_compilation_cache() is None:
         print("the compilation cache is off: nothing to warm")
         return
-    from widgets import LandscapeExplorer, LiveTrainer, OptimizerRace
+    from widgets import LandscapeExplorer, LiveTrainer, OptimizerRace, ScanExplorer
 
     t0 = time.perf_counter()
     for make, frame in (
@@ -25,6 +25,7 @@ def main() -> None:
         (lambda: OptimizerRace(problem="saddle", methods=("GD", "Newton", "Saddle-free Newton")), 2),
         (lambda: LandscapeExplorer(optimizer="GD", learning_rate=1.0), 50),
         (lambda: LiveTrainer(), 10),  # every method at the default size: Play's first frame compiles nothing
+        (lambda: ScanExplorer(), 1),  # the default T (each T compiles its own)
     ):
         widget = make()
         for _ in range(2):
