@@ -26,6 +26,21 @@ os.environ.setdefault("DESCENT_DYNAMICS_CACHE_DIR", "off")
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    """Drop JAX's compiled executables after each test module.
+
+    Every executable XLA's CPU backend keeps maps its own memory pages. One pytest process runs the whole
+    suite, and the maps add up: two modules (test_deer, test_scan_explorer) left about 8,600, and the whole
+    suite passed Linux's default limit of 65,530 (``vm.max_map_count``), where the next compilation's mmap
+    fails and XLA segfaults (it did, in CI). Tests that count compilations do so within one module.
+    """
+    yield
+    jax.clear_caches()
+
+
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -370,7 +370,7 @@ SCAN_NOTEBOOK = {
             "metadata": {},
             "outputs": [],
             "source": "from widgets import ScanExplorer\n\n"
-            "scan = ScanExplorer(T=64, gain=3.0)  # chaotic: DEER needs ~60 iterations, one per frame\n"
+            "scan = ScanExplorer(T=64, gain=3.0)  # expanding: DEER needs ~60 iterations, one per frame\n"
             "scan",
         }
     ],

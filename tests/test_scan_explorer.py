@@ -45,7 +45,7 @@ def loop_trajectory(params, xs, gain, h0):
 
 @pytest.fixture(scope="module")
 def exact():
-    """A float64 explorer on a chaotic cell (gain 3: 22 DEER iterations), T = 32: identities at round-off."""
+    """A float64 explorer on an expanding cell (gain 3: 22 DEER iterations), T = 32: identities at round-off."""
     return ScanExplorer(T=32, gain=3.0, alpha=0.0, dtype=jnp.float64)
 
 
@@ -91,7 +91,7 @@ def test_the_iterates_are_lessons_deer_newton_iterates(exact, method):
 def test_k_iterations_make_the_first_k_steps_exact(exact):
     exact.reset()
     exact.run(8)
-    assert exact.num_iters == 8 and not exact.converged  # chaotic: far from done
+    assert exact.num_iters == 8 and not exact.converged  # expanding: far from done
     for k, iterate in enumerate(exact.iterates):
         gap = np.abs(iterate - exact.trajectory).max(axis=1)
         assert gap[:k].max(initial=0.0) <= 1e-12, k
@@ -140,13 +140,13 @@ def test_a_contracting_cell_converges_in_a_few_iterations_and_play_stops(live):
     assert live.num_iters == 0
 
 
-def test_a_chaotic_cell_overflows_stops_with_a_message_and_forcing_brings_it_back(live):
+def test_an_expanding_cell_overflows_stops_with_a_message_and_forcing_brings_it_back(live):
     live.gain_slider.value = 3.0
     live.play.playing = True
     live.play.value = 1
     live.run(5)
     assert live.diverged_at == 1 and live.num_iters == 0 and live.finished() and not live.play.playing
-    assert "DEER overflowed at iteration 1</b>: the chaotic cell (gain 3)" in live.status.value
+    assert "DEER overflowed at iteration 1</b>: the expanding cell (gain 3)" in live.status.value
     assert live.figure.layout.title.text.replace("<br>", " ").endswith("gain 3: overflowed at iteration 1")
     assert np.all(np.isfinite(trace(live, "iterate").y)) and np.all(np.isfinite(live.errors))
     live.alpha_slider.value = 0.5
@@ -219,7 +219,7 @@ def test_the_static_figure_holds_the_headless_iterates(live):
         run.run(12)
     K = max(run.num_iters for run in runs)
     steps = fig.layout.sliders[0].steps
-    assert len(steps) == K + 1 and fig.layout.sliders[0].active == K and K == 12  # the chaotic lane runs to the cap
+    assert len(steps) == K + 1 and fig.layout.sliders[0].active == K and K == 12  # the expanding lane runs to the cap
     titles = [a.text for a in fig.layout.annotations]
     assert titles[0].endswith("converged in 3 iterations") and titles[1].endswith("not converged after 12")
     for k in (0, 1, 5, K):

@@ -16,7 +16,8 @@ Play frame does ``steps/frame`` Newton iterations and redraws:
    against ``k`` scans of depth ~ 2 log2 T each.
 
 The **gain** g moves the cell from contracting (g ~ 0.5: DEER converges in ~3 iterations at any T) to
-chaotic (g ~ 2-3): then the products of Jacobians grow like :math:`e^{\lambda t}`, the first iterates are
+expanding (g ~ 2-3; the chapter says expanding, not chaotic: a Lyapunov exponent of this driven cell is not
+measured): then the products of Jacobians grow exponentially, the first iterates are
 far off, DEER needs many iterations, and for long sequences the iterate overflows; Play then stops with
 "DEER overflowed at iteration k".
 
@@ -25,7 +26,7 @@ forced recurrence :math:`h_t = f((1 - \alpha) h_{t-1} + \alpha y_{t-1}, x_t)`, w
 model's sequential trajectory. Forcing toward ``y`` itself leaves the solution unchanged (``y`` solves the
 forced recurrence for every alpha: the true trajectory drawn is the same), but the Newton step's Jacobians
 become :math:`(1 - \alpha) J_t`: alpha moves only the *conditioning*. alpha = 0 is plain DEER; alpha = 1
-makes every Jacobian 0 and DEER exact after one iteration; alpha ~ 0.5 brings the chaotic cell back to a
+makes every Jacobian 0 and DEER exact after one iteration; alpha ~ 0.5 brings the expanding cell back to a
 handful of iterations, independent of T. (In GTF training the forcing signal is data, so there the forced
 trajectory differs from the free-running one: chapter 8, :mod:`lessons.gtf`. This widget shows the
 conditioning alone; being handed the answer as forcing is not a way to compute it.)
@@ -62,7 +63,7 @@ from widgets import scan_explorer_panels as panels
 from widgets.scan_explorer_panels import DIM, GAIN_RANGE, MAX_ITERS, MAX_T, METHODS, T_CHOICES, TOL  # noqa: F401 (re-exported)
 
 STATIC_LANES = ((0.5, 0.0), (2.0, 0.0), (2.0, 0.5))
-"""The static figure's (gain, alpha) lanes: contracting, chaotic, and the chaotic cell forced."""
+"""The static figure's (gain, alpha) lanes: contracting, expanding, and the expanding cell forced."""
 
 
 class ScanExplorer(base.App):
@@ -70,7 +71,7 @@ class ScanExplorer(base.App):
 
     Args:
         T: sequence length, ``2 <= T <=`` :data:`MAX_T` (the slider offers powers of two, :data:`T_CHOICES`).
-        gain: the cell's gain g, in :data:`GAIN_RANGE`: < 1 contracting, ~2-3 chaotic.
+        gain: the cell's gain g, in :data:`GAIN_RANGE`: < 1 contracting, ~2-3 expanding.
         alpha: teacher forcing toward the true trajectory, in [0, 1] (module docstring).
         method: ``"DEER"`` or ``"quasi-DEER"``.
         seed: draws the cell's weights and its input sequence.
@@ -202,7 +203,7 @@ class ScanExplorer(base.App):
     @property
     def converged(self) -> bool:
         """The error reached ``tol``, or DEER's own stopping rule holds (:func:`lessons.deer.solve`): the last
-        iteration changed the iterate by at most ``tol * max(1, max|h|)``. (For a chaotic cell in float32 the
+        iteration changed the iterate by at most ``tol * max(1, max|h|)``. (For an expanding cell in float32 the
         iterate can settle ~1e-5 away from the sequential scan: two round-offs of one trajectory, amplified.)"""
         return self._errors[-1] <= self.tol or self._settled
 
@@ -263,7 +264,7 @@ class ScanExplorer(base.App):
         lines = []
         if self._diverged_at is not None:
             lines.append(
-                f"<b>{self.method} overflowed at iteration {self._diverged_at}</b>: the chaotic cell (gain {self.gain:g}) "
+                f"<b>{self.method} overflowed at iteration {self._diverged_at}</b>: the expanding cell (gain {self.gain:g}) "
                 f"multiplies its Jacobians along the sequence, and over T = {T} steps the linearised recurrence "
                 f"leaves float range. Raise alpha (the Jacobians become (1 - alpha) J), shorten T or lower the gain. "
                 f"Showing iterate {k}."
@@ -273,7 +274,7 @@ class ScanExplorer(base.App):
         elif self.converged:
             lines.append(
                 f"{self.method} converged after {k} iterations by its own rule (the last iteration changed nothing "
-                f"beyond tol {self.tol:g}); the max error {error:.2g} left is round-off amplified by the chaos: "
+                f"beyond tol {self.tol:g}); the max error {error:.2g} left is round-off amplified by the expanding cell: "
                 f"the sequential scan and DEER round one trajectory two ways."
             )
         elif k >= self.max_iters:
@@ -299,8 +300,8 @@ class ScanExplorer(base.App):
         """A figure for the site, all precomputed here: a slider over the Newton iteration k.
 
         ``lanes``: ``(gain, alpha)`` pairs, one trajectory panel each (default :data:`STATIC_LANES`: a
-        contracting cell, a chaotic one, and the chaotic one forced), at sequence length ``T`` (at 128 the
-        chaotic lane needs ~24 iterations and visibly snaps on from the left; at 256 and more it overflows),
+        contracting cell, an expanding one, and the expanding one forced), at sequence length ``T`` (at 128 the
+        expanding lane needs ~24 iterations and visibly snaps on from the left; at 256 and more it overflows),
         with this widget's method, seed, coordinate and tolerance. Each lane runs until it converges, overflows
         or reaches ``num_iters``; the slider's step k shows every lane's iterate k (its last one if it stopped
         before) and the errors up to k. About 1 kB per lane, iteration and 16 steps of T in the page.
