@@ -7,26 +7,15 @@ keeps to these three.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import plotly.io as pio
 import pytest
 
 from lessons import deer, nets
+from tests.test_widget_compiles import compilations  # the one compile counter of the widget tests
 from widgets import ScanExplorer, base
 from widgets import scan_explorer_panels as panels
-
-BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
-_events: list[str] = []
-jax.monitoring.register_event_duration_secs_listener(lambda name, *args, **kwargs: _events.append(name))
-
-
-def compilations(fn) -> int:
-    """How many XLA compilations ``fn()`` triggers (the persistent cache is off in tests: tests/conftest.py)."""
-    before = _events.count(BACKEND_COMPILE)
-    fn()
-    return _events.count(BACKEND_COMPILE) - before
 
 
 def trace(widget, name):

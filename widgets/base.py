@@ -201,6 +201,10 @@ class App:
         if self.play.playing:
             self.play.playing = False
 
+    def stop(self) -> None:
+        """Pause (Play resumes where it stopped)."""
+        self.stop_playing()
+
     def _on_tick(self, change) -> None:
         if change["new"] < change["old"]:  # the Play widget's stop button rewinds to 0
             self.reset()

@@ -248,10 +248,6 @@ class LiveTrainer(base.App):
         if self.finished():
             self.stop_playing()
 
-    def stop(self) -> None:
-        """Pause training (Play resumes where it stopped)."""
-        self.stop_playing()
-
     def finished(self) -> bool:
         return all(self._finished(name) for name in self.active_methods)
 

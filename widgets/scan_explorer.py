@@ -248,10 +248,6 @@ class ScanExplorer(base.App):
         if self.finished():
             self.stop_playing()
 
-    def stop(self) -> None:
-        """Pause (Play resumes where it stopped)."""
-        self.stop_playing()
-
     def finished(self) -> bool:
         return self.converged or self._diverged_at is not None or self.num_iters >= self.max_iters
 
